@@ -1,0 +1,31 @@
+# The two commands of the README's quick start:
+#   make reproduce   runs the DVC pipeline (profile from params.yaml, `quick` by default)
+#   make test        runs the whole test suite (unit tests, notebooks, smoke pipeline)
+# Both create .venv/ on first use; a second call skips finished work (make + DVC caching).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: reproduce test unit notebooks pipeline-smoke bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and alone: its CUDA build is large, and pinning it here keeps pip from
+	# resolving another version through a dependency.
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+reproduce: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra tests notebooks --nbval-lax -p no:cacheprovider
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

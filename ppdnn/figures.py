@@ -1,0 +1,116 @@
+"""Images and small presentation helpers for the encryption figures and key-space table."""
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def sample_photo(size: int = 256) -> np.ndarray:
+    """matplotlib's sample photo ``grace_hopper.jpg``, centre-cropped square, (size, size, 3) uint8.
+
+    It ships with a dependency, so figures and tests run on a fresh machine.
+    """
+    from matplotlib import cbook
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
+        photo = photo.convert("RGB")
+        side = min(photo.size)
+        left, top = (photo.width - side) // 2, (photo.height - side) // 2
+        square = photo.crop((left, top, left + side, top + side))
+        return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def cifar_test_samples(per_class: int = 1, cache_dir="data/cifar10", archive=None):
+    """The first ``per_class`` test images of each CIFAR-10 class as ((N, 32, 32, 3), labels).
+
+    From the project's cache (``ppdnn.data.load``) if it exists, else straight from a
+    folder-per-class archive (``test/<class>/*.jpg``); None when neither is there.
+    """
+    from ppdnn import data
+
+    if (Path(cache_dir) / data.MANIFEST).is_file():
+        cifar = data.load(cache_dir)
+        images, labels = cifar["test_images"], cifar["test_labels"]
+        picks = np.concatenate([np.flatnonzero(labels == k)[:per_class]
+                                for k in range(len(data.CLASSES))])
+        return images[picks], labels[picks]
+    if archive is None or not Path(archive).is_file():
+        return None
+    found: dict[int, list[np.ndarray]] = {k: [] for k in range(len(data.CLASSES))}
+    pattern = re.compile(r"(?:^|/)test/([a-z]+)/[^/]+\.(?:jpe?g|png)$")
+    with tarfile.open(archive) as tar:  # test/ comes first: stop as soon as every class is full
+        for member in tar:
+            match = pattern.search(member.name)
+            if not match or match.group(1) not in data.CLASSES:
+                continue
+            label = data.CLASSES.index(match.group(1))
+            if len(found[label]) < per_class:
+                with Image.open(tar.extractfile(member)) as im:
+                    found[label].append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            if all(len(v) == per_class for v in found.values()):
+                break
+    labels = np.repeat(np.arange(len(found)), [len(v) for v in found.values()])
+    return np.stack([im for v in found.values() for im in v]), labels
+
+
+def image_row(images, titles, figsize_per_image: float = 2.2):
+    """One row of images with titles (Fig. 1 / Fig. 4 layout)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(images), figsize=(figsize_per_image * len(images),
+                                                      figsize_per_image + 0.4), squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(rows, row_titles, col_titles=None, cell: float = 1.1):
+    """A grid: one row per entry of ``rows`` ((N, H, W, 3) each), titled on the left."""
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), len(rows[0])
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.6, cell * n_rows),
+                             squeeze=False)
+    for r, (images, title) in enumerate(zip(rows, row_titles)):
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
+            if r == 0 and col_titles is not None:
+                ax.set_title(col_titles[c], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path) -> Path:
+    """Save ``fig`` as PNG through a temporary file and a rename (no half-written figures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A GitHub Markdown table from a list of dicts with the same keys."""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

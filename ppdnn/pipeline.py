@@ -1,0 +1,293 @@
+"""Glue between params.yaml, the DVC stages and the notebooks; the paper's tables.
+
+Every DVC stage calls ``python -m ppdnn.pipeline <step>`` or papermill. This is the only
+module that reads ``params.yaml``: it resolves the active profile into the plain
+parameters a notebook takes, so notebooks and the rest of the package stay independent
+of the pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import ciphers, data
+
+# The paper's numbers (Tables 2 and 3, accuracy in %), shown beside ours, never used as ours.
+TABLE2_ROWS = [  # (row label, run name, paper accuracy)
+    ("Plain image", "plain", 92.98),
+    ("Proposed (step 2) without adaptation", "step2_cloud", 85.15),
+    ("Proposed (step 2) with adaptation", "step2_adapt_cloud", 86.99),
+    ("Proposed (steps 2 and 3) without adaptation", "step23_cloud", 82.51),
+    ("Proposed (steps 2 and 3) with adaptation", "step23_adapt_cloud", 86.16),
+    ("Tanaka's scheme [6]", "tanaka_cloud", 56.41),
+    ("EtC [9, 10]", "etc_cloud", 69.03),
+    ("Pixel-based [16] (chaotic/RC4)", "chaotic_rc4_cloud", 58.59),
+]
+TABLE3_ROWS = [  # (row label, client run, paper client, cloud run, paper cloud)
+    ("Proposed (step 2) without adaptation", "step2_client", 92.94, "step2_cloud", 85.15),
+    ("Proposed (step 2) with adaptation", "step2_adapt_client", 90.65, "step2_adapt_cloud", 86.99),
+    ("Tanaka's scheme [6]", "tanaka_client", 85.84, "tanaka_cloud", 56.41),
+]
+PROFILE_KEYS = ("device", "recipe", "width", "epochs", "batch_size", "train_subset",
+                "test_subset", "security_images")
+
+
+# ---------------------------------------------------------------- params
+def read_params(path: str | os.PathLike = "params.yaml") -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def profile_settings(params: dict, profile: str) -> dict:
+    profiles = params.get("profiles", {})
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}; params.yaml defines {sorted(profiles)}")
+    settings = profiles[profile]
+    unknown = set(settings) - set(PROFILE_KEYS)
+    if unknown:
+        raise ValueError(f"profile {profile!r} has unknown keys {sorted(unknown)}; known: {PROFILE_KEYS}")
+    return settings
+
+
+def require_device(device: str, profile: str) -> None:
+    """GPU profiles refuse to start without CUDA rather than train for weeks on a CPU."""
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit(f"profile {profile!r} needs a CUDA GPU and none is available here. "
+                             "Use `dvc exp run -S profile=quick` (CPU) or `-S profile=smoke`.")
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def write_yaml(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+def papermill(notebook: str, executed: Path, params_file: Path) -> None:
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "papermill", "--no-progress-bar", "--log-output",
+           notebook, str(executed), "-f", str(params_file)]
+    subprocess.run(cmd, check=True)
+
+
+# ---------------------------------------------------------------- stages
+def encrypt_dataset(data_dir, out_dir, scheme: str, shuffle: bool, key_seed: int) -> None:
+    """Encrypt the cached training and test sets with one key; write them and the key.
+
+    Everything goes to a temporary folder first that is renamed at the end, so a crash
+    never leaves a key without its data or data without its key.
+    """
+    arrays = data.load(data_dir)
+    cipher = ciphers.make(scheme, shape=arrays["train_images"].shape[1:3], shuffle=shuffle, seed=key_seed)
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for split in data.SPLITS:
+            np.savez(tmp / f"{split}.npz", images=cipher.encrypt(arrays[f"{split}_images"]),
+                     labels=arrays[f"{split}_labels"])
+        cipher.save(tmp / "key.json")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_encrypted(encrypted_dir) -> dict:
+    """The encrypt stage's output: encrypted arrays and the cipher that made them."""
+    encrypted_dir = Path(encrypted_dir)
+    out = {"cipher": ciphers.load(encrypted_dir / "key.json")}
+    for split in data.SPLITS:
+        with np.load(encrypted_dir / f"{split}.npz") as npz:
+            out[f"{split}_images"], out[f"{split}_labels"] = npz["images"], npz["labels"]
+    return out
+
+
+def train_parameters(params: dict, profile: str, run: str, cipher: str, adaptation: str,
+                     augment: str, seed: int) -> dict:
+    """The papermill parameters of notebooks/train.ipynb for one run of the pipeline."""
+    settings = profile_settings(params, profile)
+    if cipher not in params["ciphers"]:
+        raise ValueError(f"unknown cipher configuration {cipher!r}; params.yaml defines {sorted(params['ciphers'])}")
+    scheme = params["ciphers"][cipher]
+    name = f"{run}-s{seed}"
+    return {
+        "data_dir": "data/cifar10",
+        "encrypted_dir": f"build/encrypted/{cipher}",
+        "scheme": scheme["scheme"],
+        "shuffle": bool(scheme["shuffle"]),
+        "key_seed": int(params["key_seed"]),
+        "adaptation": adaptation,
+        "augment": augment,
+        "recipe": settings["recipe"],
+        "width": int(settings["width"]),
+        "train_subset": int(settings["train_subset"]),
+        "test_subset": int(settings["test_subset"]),
+        "epochs": int(settings["epochs"]),
+        "batch_size": int(settings["batch_size"]),
+        "seed": int(seed),
+        "device": settings["device"],
+        "out_dir": f"build/{profile}/runs/{name}",
+        "metrics_dir": f"results/{profile}/runs/{name}",
+        "extra": {"profile": profile, "run": run, "cipher": cipher},
+    }
+
+
+def train_stage(args) -> None:
+    params = read_params(args.params)
+    nb = train_parameters(params, args.profile, args.run, args.cipher, args.adaptation,
+                          args.augment, args.seed)
+    require_device(nb["device"], args.profile)
+    out_dir = Path(nb["out_dir"])
+    write_yaml(out_dir / "parameters.yaml", nb)
+    papermill("notebooks/train.ipynb", out_dir / "train.ipynb", out_dir / "parameters.yaml")
+
+
+def security_stage(args) -> None:
+    params = read_params(args.params)
+    settings = profile_settings(params, args.profile)
+    nb = {"data_dir": "data/cifar10", "n_images": int(settings["security_images"]),
+          "key_seed": int(params["key_seed"]), "out_dir": f"results/{args.profile}"}
+    executed = Path(f"build/{args.profile}/notebooks/security.ipynb")
+    write_yaml(executed.with_suffix(".yaml"), nb)
+    papermill("notebooks/security.ipynb", executed, executed.with_suffix(".yaml"))
+
+
+# ---------------------------------------------------------------- tables
+def collect_metrics(runs_dir) -> "pd.DataFrame":
+    """One row per (run, seed) from the metrics.json files of the train stages."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(runs_dir).glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        extra = m.get("extra", {})
+        rows.append({"run": extra.get("run", path.parent.name.rsplit("-s", 1)[0]),
+                     "seed": m.get("seed"), "test_acc": 100.0 * m["test_acc"],
+                     "profile": extra.get("profile"), "data_source": extra.get("data_source"),
+                     "device": m.get("device"), "seconds": m.get("wall_seconds"),
+                     "images_per_s": m.get("images_per_s")})
+    if not rows:
+        raise FileNotFoundError(f"no */metrics.json under {runs_dir}")
+    return pd.DataFrame(rows)
+
+
+def _summary(df, run: str) -> tuple[float, float, int]:
+    acc = df.loc[df["run"] == run, "test_acc"]
+    if acc.empty:
+        return float("nan"), float("nan"), 0
+    return float(acc.mean()), float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, int(len(acc))
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    if n == 0:
+        return "not run"
+    return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f}"
+
+
+def make_tables(df) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Tables 2 and 3: our mean ± std over seeds beside the paper's accuracy and the difference."""
+    import pandas as pd
+
+    t2 = []
+    for label, run, paper in TABLE2_ROWS:
+        mean, std, n = _summary(df, run)
+        t2.append({"encryption": label, "run": run, "ours_mean": round(mean, 2), "ours_std": round(std, 2),
+                   "seeds": n, "paper": paper, "difference": round(mean - paper, 2)})
+    t3 = []
+    for label, client, paper_client, cloud, paper_cloud in TABLE3_ROWS:
+        cm, cs, cn = _summary(df, client)
+        dm, ds, dn = _summary(df, cloud)
+        t3.append({"encryption": label,
+                   "client_ours_mean": round(cm, 2), "client_ours_std": round(cs, 2), "client_paper": paper_client,
+                   "client_difference": round(cm - paper_client, 2),
+                   "cloud_ours_mean": round(dm, 2), "cloud_ours_std": round(ds, 2), "cloud_paper": paper_cloud,
+                   "cloud_difference": round(dm - paper_cloud, 2), "seeds": min(cn, dn)})
+    return pd.DataFrame(t2), pd.DataFrame(t3)
+
+
+def tables_markdown(t2, t3, provenance: str) -> tuple[str, str]:
+    """Markdown versions of the tables, with the profile/data/device line under each."""
+    lines2 = ["| Encryption | Ours (%) | Paper (%) | Ours − paper |", "|---|---:|---:|---:|"]
+    for r in t2.itertuples():
+        lines2.append(f"| {r.encryption} | {_fmt(r.ours_mean, r.ours_std, r.seeds)} | {r.paper:.2f} | "
+                      f"{r.difference:+.2f} |")
+    lines3 = ["| Encryption | Client: ours | Client: paper | Cloud: ours | Cloud: paper |",
+              "|---|---:|---:|---:|---:|"]
+    for r in t3.itertuples():
+        lines3.append(f"| {r.encryption} | {_fmt(r.client_ours_mean, r.client_ours_std, r.seeds)} | "
+                      f"{r.client_paper:.2f} | {_fmt(r.cloud_ours_mean, r.cloud_ours_std, r.seeds)} | "
+                      f"{r.cloud_paper:.2f} |")
+    foot = f"\n\n{provenance}\n"
+    return "\n".join(lines2) + foot, "\n".join(lines3) + foot
+
+
+def provenance(df) -> str:
+    """One line saying where the numbers come from."""
+    def values(column):
+        return ", ".join(sorted({str(v) for v in df[column].dropna()})) or "unknown"
+    seeds = sorted({int(s) for s in df["seed"].dropna()})
+    return (f"Profile: {values('profile')}; data: {values('data_source')}; device: {values('device')}; "
+            f"seeds: {seeds}; median {df['seconds'].median():.0f} s per run, "
+            f"median {df['images_per_s'].median():.0f} training images/s.")
+
+
+# ---------------------------------------------------------------- command line
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ppdnn.pipeline", description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    sub = parser.add_subparsers(dest="step", required=True)
+
+    p = sub.add_parser("data", help="CIFAR-10 into data/cifar10 (the data stage)")
+    p.add_argument("--source", default="auto", choices=("auto", "archive", "torchvision"))
+    p.add_argument("--archive", default=None)
+    p.add_argument("--root", default="data/raw", help="where torchvision keeps its download")
+    p.add_argument("--out", default="data/cifar10")
+
+    p = sub.add_parser("encrypt", help="encrypt the cached data set with one key (an encrypt stage)")
+    p.add_argument("--data", default="data/cifar10")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scheme", required=True, choices=ciphers.SCHEMES)
+    p.add_argument("--shuffle", type=parse_bool, default=False)
+    p.add_argument("--key-seed", type=int, required=True)
+
+    p = sub.add_parser("train", help="execute notebooks/train.ipynb for one run (a train stage)")
+    for name in ("profile", "run", "cipher", "adaptation", "augment"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--seed", type=int, required=True)
+
+    p = sub.add_parser("security", help="execute notebooks/security.ipynb for a profile")
+    p.add_argument("--profile", required=True)
+
+    args = parser.parse_args(argv)
+    if args.step == "data":
+        manifest = data.prepare(source=args.source, archive=args.archive, root=args.root, cache_dir=args.out)
+        print(json.dumps({k: v for k, v in manifest.items() if k != "splits"}, indent=2))
+    elif args.step == "encrypt":
+        encrypt_dataset(args.data, args.out, args.scheme, args.shuffle, args.key_seed)
+    elif args.step == "train":
+        train_stage(args)
+    elif args.step == "security":
+        security_stage(args)
+
+
+if __name__ == "__main__":
+    main()
