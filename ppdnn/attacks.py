@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -364,3 +365,189 @@ def recover_xor_permutation(encrypt: EncryptOracle, shape=(32, 32),
     if not np.array_equal(key.encrypt(chosen), _query(encrypt, chosen)):
         raise ValueError("the recovered table does not reproduce the oracle's answers")
     return key
+
+
+# ---------------------------------------------------------------- scoring
+def score(original: np.ndarray, recovered: np.ndarray) -> dict:
+    """Mean SSIM and PSNR over images (scikit-image, data_range 255) and the exact fraction.
+
+    SSIM: ``structural_similarity(..., channel_axis=-1, data_range=255)`` per image.
+    PSNR (``peak_signal_noise_ratio``, data_range 255) of an image recovered exactly is
+    infinite, so ``psnr`` is the mean over the images not recovered exactly (inf when
+    all are); ``exact_images`` says what fraction was.
+    """
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    x, y = check_images(original, "original"), check_images(recovered, "recovered")
+    if x.shape != y.shape:
+        raise ValueError(f"original {x.shape} and recovered {y.shape} differ in shape")
+    ssim = [structural_similarity(a, b, channel_axis=-1, data_range=255) for a, b in zip(x, y)]
+    with np.errstate(divide="ignore"):  # identical images: PSNR = inf, on purpose
+        psnr = [peak_signal_noise_ratio(a, b, data_range=255) for a, b in zip(x, y)]
+    exact = (x == y).reshape(len(x), -1).all(1)
+    psnr = np.array(psnr)[~exact]
+    return {"ssim": float(np.mean(ssim)), "psnr": float(psnr.mean()) if len(psnr) else float("inf"),
+            "exact_images": float(exact.mean())}
+
+
+def key_fraction(true, recovered) -> float:
+    """Fraction of key entries recovered: flip bits and permutation codes, or Tanaka's key."""
+    if hasattr(true, "flip"):
+        parts = [(true.flip, recovered.flip)]
+        if true.perm is not None or recovered.perm is not None:
+            zeros = np.zeros(true.shape, np.uint8)
+            parts.append((zeros if true.perm is None else true.perm,
+                          zeros if recovered.perm is None else recovered.perm))
+        return float(sum((a == b).sum() for a, b in parts) / sum(a.size for a, _ in parts))
+    if hasattr(true, "key"):
+        return float((np.asarray(true.key) == np.asarray(recovered.key)).mean())
+    raise TypeError(f"no key comparison for {type(true).__name__}")
+
+
+# The configurations of the table: (scheme, shuffle) for ciphers.make.
+CONFIGURATIONS = (("pixel", False), ("pixel", True), ("tanaka", False), ("etc", False),
+                  ("chaotic_rc4", False))
+ATTACKS = ("none (encrypted)", "fold", "advanced, colour prior",
+           "advanced, true first pixel", "chosen plaintext")
+
+
+def chosen_plaintext(cipher):
+    """The strongest chosen-plaintext recovery for ``cipher``'s scheme, with the oracle
+    ``cipher.encrypt``: (recovered key or equivalent key, number of chosen images,
+    key fraction in the scheme's own parameters or NaN where only an equivalent key is
+    recovered: EtC's per-block parameters and the chaotic/RC4 x0, r and RC4 key are never
+    needed, and RC4 key recovery from a keystream is not practical)."""
+    if cipher.scheme == "pixel":
+        key = recover_pixel_key(cipher.encrypt, cipher.shape)
+        return key, 1, key_fraction(cipher, key)
+    if cipher.scheme == "tanaka":
+        key = recover_tanaka_key(cipher.encrypt, cipher.shape)
+        return key, 1, key_fraction(cipher, key)
+    key = recover_xor_permutation(cipher.encrypt, cipher.shape)
+    return key, len(xor_permutation_queries(cipher.shape)), float("nan")
+
+
+def attack_outputs(cipher, images: np.ndarray, prior: ColourPrior | None) -> tuple[dict, dict]:
+    """Every attack's output on ``cipher.encrypt(images)``, and the chosen-plaintext facts."""
+    encrypted = cipher.encrypt(images)
+    shuffle = not (cipher.scheme == "pixel" and not cipher.shuffle)
+    key, n_chosen, fraction = chosen_plaintext(cipher)
+    outputs = {"none (encrypted)": encrypted,
+               "fold": fold(encrypted),
+               "advanced, colour prior": advanced_attack(encrypted, shuffle, prior=prior),
+               "advanced, true first pixel": advanced_attack(encrypted, shuffle,
+                                                             first_pixel=images[:, 0, 0]),
+               "chosen plaintext": key.decrypt(encrypted)}
+    return outputs, {"chosen_images": n_chosen, "key_fraction": fraction}
+
+
+@dataclass
+class SecurityReport:
+    table: "object"   # pandas DataFrame, one row per (scheme, attack)
+    examples: dict    # {scheme label: {"original" / attack: (n_examples, H, W, 3)}}
+
+
+def security_table(images: np.ndarray, prior_images: np.ndarray | None = None,
+                   key_seed: int = 0, configurations=CONFIGURATIONS,
+                   n_examples: int = 4) -> SecurityReport:
+    """Run every attack on every scheme (keys from ``ciphers.make(..., seed=key_seed)``).
+
+    ``images``: the plain test images the attacks are scored against. ``prior_images``:
+    public plain images to fit the colour prior on (the notebook uses the training split,
+    disjoint from the test images); None drops the prior (no global disambiguation).
+    """
+    import pandas as pd
+    from ppdnn import ciphers
+
+    x = check_images(images)
+    prior = None if prior_images is None else colour_prior(prior_images)
+    rows, examples = [], {}
+    for scheme, shuffle in configurations:
+        cipher = ciphers.make(scheme, shape=x.shape[1:3], shuffle=shuffle, seed=key_seed)
+        outputs, facts = attack_outputs(cipher, x, prior)
+        examples[cipher.label] = {"original": x[:n_examples]} | {
+            name: out[:n_examples] for name, out in outputs.items()}
+        for name, out in outputs.items():
+            chosen = name == "chosen plaintext"
+            rows.append({"scheme": cipher.label, "attack": name, "n_images": len(x),
+                         **score(x, out),
+                         "key_fraction": facts["key_fraction"] if chosen else float("nan"),
+                         "chosen_images": facts["chosen_images"] if chosen else 0,
+                         "key_space_log10": round(cipher.key_space_log10, 1)})
+    return SecurityReport(pd.DataFrame(rows), examples)
+
+
+def plot_examples(examples: dict, image_index: int = 0):
+    """One row per scheme: original, encrypted and each attack's output for one image."""
+    import matplotlib.pyplot as plt
+
+    columns = ["original", *ATTACKS]
+    fig, axes = plt.subplots(len(examples), len(columns),
+                             figsize=(1.6 * len(columns), 1.7 * len(examples)), squeeze=False)
+    for row, (scheme, outputs) in enumerate(examples.items()):
+        for col, name in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(outputs[name][image_index], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name.replace(", ", ",\n"), fontsize=8)
+            if col == 0:
+                ax.set_ylabel(scheme, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- files
+def table_markdown(table) -> str:
+    """The table as GitHub Markdown (no extra dependency), numbers rounded for reading."""
+    columns = {"scheme": "scheme", "attack": "attack", "ssim": "SSIM", "psnr": "PSNR (dB)",
+               "exact_images": "images exact", "key_fraction": "key recovered",
+               "chosen_images": "chosen images"}
+
+    def cell(name, value):
+        if isinstance(value, float):
+            if np.isnan(value):
+                return "–"
+            return f"{value:.2f}" if name == "psnr" and np.isfinite(value) else (
+                "inf" if not np.isfinite(value) else f"{value:.3f}")
+        return str(value)
+
+    lines = ["| " + " | ".join(columns.values()) + " |",
+             "|" + "|".join(" --- " for _ in columns) + "|"]
+    for row in table.to_dict("records"):
+        lines.append("| " + " | ".join(cell(k, row[k]) for k in columns) + " |")
+    n = sorted(set(table["n_images"]))
+    return (f"Attacks scored on {', '.join(map(str, n))} CIFAR-10 test images "
+            f"(SSIM/PSNR against the plain images; mean over images).\n\n" + "\n".join(lines) + "\n")
+
+
+def _atomic(path: Path, write) -> Path:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_report(report: SecurityReport, out_dir) -> tuple[Path, Path, Path]:
+    """Write ``security.csv``, ``security.md`` and ``security.png`` into ``out_dir``."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    csv = _atomic(out_dir / "security.csv", lambda tmp: report.table.to_csv(tmp, index=False))
+    md = _atomic(out_dir / "security.md",
+                 lambda tmp: Path(tmp).write_text(table_markdown(report.table)))
+    fig = plot_examples(report.examples)
+    try:
+        png = _atomic(out_dir / "security.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+    return csv, md, png

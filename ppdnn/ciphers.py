@@ -185,11 +185,11 @@ class Cipher:
         channels_last, channels_first = self._tables[direction]
         if isinstance(images, np.ndarray):
             batch = self._check_numpy(images)
-            out = _apply_numpy(channels_last, batch.reshape(len(batch), -1))
+            out = _apply_numpy(channels_last, batch.reshape(len(batch), 3 * self.shape[0] * self.shape[1]))
             return out.reshape(images.shape)
         if type(images).__module__.startswith("torch"):
             self._check_torch(images)
-            flat = images.contiguous().reshape(images.shape[0], -1)
+            flat = images.contiguous().flatten(1)
             if images.device.type == "cpu":  # numpy's chunked gather is the fastest on CPU
                 import torch
                 out = torch.from_numpy(_apply_numpy(channels_first, flat.numpy()))

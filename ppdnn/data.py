@@ -242,17 +242,21 @@ def prepare(source: str = "auto", archive: str | os.PathLike | None = None,
     return write_cache(splits, cache_dir, info)
 
 
+def read_manifest(cache_dir: str | os.PathLike = "data/cifar10") -> dict:
+    manifest_path = Path(cache_dir) / MANIFEST
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"no CIFAR-10 cache in {cache_dir} (missing {MANIFEST}); "
+                                "run the data stage: `dvc repro data`")
+    try:
+        return json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{manifest_path}: damaged manifest ({exc})") from None
+
+
 def load(cache_dir: str | os.PathLike = "data/cifar10") -> dict:
     """Read the cache written by :func:`prepare` (about 0.1 s for all of CIFAR-10)."""
     cache_dir = Path(cache_dir)
-    manifest_path = cache_dir / MANIFEST
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"no CIFAR-10 cache in {cache_dir} (missing {MANIFEST}); "
-                                "run the data stage: `dvc repro data` or `ppdnn data`")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{manifest_path}: damaged manifest ({exc})") from None
+    manifest = read_manifest(cache_dir)
     out = {"manifest": manifest}
     for split in SPLITS:
         path = cache_dir / f"{split}.npz"

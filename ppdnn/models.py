@@ -20,8 +20,9 @@ from torch import nn
 ADAPTATIONS = ("none", "pixel", "block")
 ADAPTED_CHANNELS = 32  # M2 of Fig. 5; also 512 / 4**2 for Tanaka's PixelShuffle(4)
 
-# Chosen by measurement (width 16, pixel steps 2+3, 4,000 real CIFAR-10 training
-# images, 2 epochs, augmentation in the cloud); see the README's deviation log.
+# Chosen by measurement (width 16, pixel steps 2+3, 5,000 real CIFAR-10 training
+# images, 3 epochs, cloud augmentation, 2 seeds: test acc. 22.7/27.6% with BN+ReLU
+# vs 17.1/26.2% without, on 2,000 test images); see the README's deviation log.
 DEFAULT_BN_RELU = True
 
 

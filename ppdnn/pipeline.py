@@ -20,22 +20,6 @@ import yaml
 
 from . import ciphers, data
 
-# The paper's numbers (Tables 2 and 3, accuracy in %), shown beside ours, never used as ours.
-TABLE2_ROWS = [  # (row label, run name, paper accuracy)
-    ("Plain image", "plain", 92.98),
-    ("Proposed (step 2) without adaptation", "step2_cloud", 85.15),
-    ("Proposed (step 2) with adaptation", "step2_adapt_cloud", 86.99),
-    ("Proposed (steps 2 and 3) without adaptation", "step23_cloud", 82.51),
-    ("Proposed (steps 2 and 3) with adaptation", "step23_adapt_cloud", 86.16),
-    ("Tanaka's scheme [6]", "tanaka_cloud", 56.41),
-    ("EtC [9, 10]", "etc_cloud", 69.03),
-    ("Pixel-based [16] (chaotic/RC4)", "chaotic_rc4_cloud", 58.59),
-]
-TABLE3_ROWS = [  # (row label, client run, paper client, cloud run, paper cloud)
-    ("Proposed (step 2) without adaptation", "step2_client", 92.94, "step2_cloud", 85.15),
-    ("Proposed (step 2) with adaptation", "step2_adapt_client", 90.65, "step2_adapt_cloud", 86.99),
-    ("Tanaka's scheme [6]", "tanaka_client", 85.84, "tanaka_cloud", 56.41),
-]
 PROFILE_KEYS = ("device", "recipe", "width", "epochs", "batch_size", "train_subset",
                 "test_subset", "security_images")
 
@@ -111,16 +95,6 @@ def encrypt_dataset(data_dir, out_dir, scheme: str, shuffle: bool, key_seed: int
         raise
 
 
-def load_encrypted(encrypted_dir) -> dict:
-    """The encrypt stage's output: encrypted arrays and the cipher that made them."""
-    encrypted_dir = Path(encrypted_dir)
-    out = {"cipher": ciphers.load(encrypted_dir / "key.json")}
-    for split in data.SPLITS:
-        with np.load(encrypted_dir / f"{split}.npz") as npz:
-            out[f"{split}_images"], out[f"{split}_labels"] = npz["images"], npz["labels"]
-    return out
-
-
 def train_parameters(params: dict, profile: str, run: str, cipher: str, adaptation: str,
                      augment: str, seed: int) -> dict:
     """The papermill parameters of notebooks/train.ipynb for one run of the pipeline."""
@@ -169,85 +143,6 @@ def security_stage(args) -> None:
     executed = Path(f"build/{args.profile}/notebooks/security.ipynb")
     write_yaml(executed.with_suffix(".yaml"), nb)
     papermill("notebooks/security.ipynb", executed, executed.with_suffix(".yaml"))
-
-
-# ---------------------------------------------------------------- tables
-def collect_metrics(runs_dir) -> "pd.DataFrame":
-    """One row per (run, seed) from the metrics.json files of the train stages."""
-    import pandas as pd
-
-    rows = []
-    for path in sorted(Path(runs_dir).glob("*/metrics.json")):
-        m = json.loads(path.read_text())
-        extra = m.get("extra", {})
-        rows.append({"run": extra.get("run", path.parent.name.rsplit("-s", 1)[0]),
-                     "seed": m.get("seed"), "test_acc": 100.0 * m["test_acc"],
-                     "profile": extra.get("profile"), "data_source": extra.get("data_source"),
-                     "device": m.get("device"), "seconds": m.get("wall_seconds"),
-                     "images_per_s": m.get("images_per_s")})
-    if not rows:
-        raise FileNotFoundError(f"no */metrics.json under {runs_dir}")
-    return pd.DataFrame(rows)
-
-
-def _summary(df, run: str) -> tuple[float, float, int]:
-    acc = df.loc[df["run"] == run, "test_acc"]
-    if acc.empty:
-        return float("nan"), float("nan"), 0
-    return float(acc.mean()), float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, int(len(acc))
-
-
-def _fmt(mean: float, std: float, n: int) -> str:
-    if n == 0:
-        return "not run"
-    return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f}"
-
-
-def make_tables(df) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """Tables 2 and 3: our mean ± std over seeds beside the paper's accuracy and the difference."""
-    import pandas as pd
-
-    t2 = []
-    for label, run, paper in TABLE2_ROWS:
-        mean, std, n = _summary(df, run)
-        t2.append({"encryption": label, "run": run, "ours_mean": round(mean, 2), "ours_std": round(std, 2),
-                   "seeds": n, "paper": paper, "difference": round(mean - paper, 2)})
-    t3 = []
-    for label, client, paper_client, cloud, paper_cloud in TABLE3_ROWS:
-        cm, cs, cn = _summary(df, client)
-        dm, ds, dn = _summary(df, cloud)
-        t3.append({"encryption": label,
-                   "client_ours_mean": round(cm, 2), "client_ours_std": round(cs, 2), "client_paper": paper_client,
-                   "client_difference": round(cm - paper_client, 2),
-                   "cloud_ours_mean": round(dm, 2), "cloud_ours_std": round(ds, 2), "cloud_paper": paper_cloud,
-                   "cloud_difference": round(dm - paper_cloud, 2), "seeds": min(cn, dn)})
-    return pd.DataFrame(t2), pd.DataFrame(t3)
-
-
-def tables_markdown(t2, t3, provenance: str) -> tuple[str, str]:
-    """Markdown versions of the tables, with the profile/data/device line under each."""
-    lines2 = ["| Encryption | Ours (%) | Paper (%) | Ours − paper |", "|---|---:|---:|---:|"]
-    for r in t2.itertuples():
-        lines2.append(f"| {r.encryption} | {_fmt(r.ours_mean, r.ours_std, r.seeds)} | {r.paper:.2f} | "
-                      f"{r.difference:+.2f} |")
-    lines3 = ["| Encryption | Client: ours | Client: paper | Cloud: ours | Cloud: paper |",
-              "|---|---:|---:|---:|---:|"]
-    for r in t3.itertuples():
-        lines3.append(f"| {r.encryption} | {_fmt(r.client_ours_mean, r.client_ours_std, r.seeds)} | "
-                      f"{r.client_paper:.2f} | {_fmt(r.cloud_ours_mean, r.cloud_ours_std, r.seeds)} | "
-                      f"{r.cloud_paper:.2f} |")
-    foot = f"\n\n{provenance}\n"
-    return "\n".join(lines2) + foot, "\n".join(lines3) + foot
-
-
-def provenance(df) -> str:
-    """One line saying where the numbers come from."""
-    def values(column):
-        return ", ".join(sorted({str(v) for v in df[column].dropna()})) or "unknown"
-    seeds = sorted({int(s) for s in df["seed"].dropna()})
-    return (f"Profile: {values('profile')}; data: {values('data_source')}; device: {values('device')}; "
-            f"seeds: {seeds}; median {df['seconds'].median():.0f} s per run, "
-            f"median {df['images_per_s'].median():.0f} training images/s.")
 
 
 # ---------------------------------------------------------------- command line

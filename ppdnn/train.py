@@ -46,7 +46,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -573,3 +573,38 @@ def plot_learning_curves(out_dir_or_history, title: str | None = None):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def measure_speed(config: TrainConfig, n_images: int, epochs: int = 2, image_shape=(32, 32),
+                  cipher=None, progress: bool = False) -> list[dict]:
+    """Training throughput on random uint8 images: ``epochs`` passes, no evaluation, no files.
+
+    Returns one row per epoch (``seconds``, ``images_per_s``); the first includes warm-up
+    (and ``torch.compile``), so quote the later ones.
+    """
+    device = resolve_device(config.device)
+    cuda = device.type == "cuda"
+    amp, channels_last = config.amp and cuda, config.channels_last and cuda
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = models.build(config.adaptation, config.width, config.bn_relu, config.num_classes).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net = torch.compile(model) if (config.compile and cuda) else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    x = torch.randint(0, 256, (n_images, 3, *image_shape), dtype=torch.uint8, generator=generator).to(device)
+    y = torch.randint(0, config.num_classes, (n_images,), generator=generator).to(device)
+    mean = torch.full((1, 3, 1, 1), 127.5, device=device)
+    std = torch.full((1, 3, 1, 1), 73.9, device=device)
+    steps = n_images // config.batch_size
+    if steps < 1:
+        raise ValueError(f"{n_images} images give no full batch of {config.batch_size}")
+    encrypt = cipher.encrypt if (cipher is not None and config.augment == "client") else None
+    rows = []
+    for epoch in range(epochs):
+        row = _train_epoch(config, net, optimizer, generator, x, y, mean, std, encrypt, epoch, steps,
+                           amp, channels_last, progress)
+        row["seconds"] = time.perf_counter() - row.pop("_start")
+        rows.append(row)
+    return rows

@@ -1,0 +1,203 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ppdnn import train
+
+COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220], [220, 220, 40]], np.uint8)
+
+
+def colour_task(n, seed, size=8):
+    """An easy task: the class is the hue of the image, under random brightness and pixel noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(COLOURS)
+    brightness = rng.uniform(0.4, 1.0, (n, 1, 1, 1))
+    noise = rng.integers(-40, 41, (n, size, size, 3))
+    images = np.clip(COLOURS[labels][:, None, None, :] * brightness + noise, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+TRAIN = colour_task(640, seed=0)
+TEST = colour_task(200, seed=1)
+
+
+def tiny(**overrides):
+    settings = dict(epochs=3, width=8, batch_size=32, device="cpu", num_classes=4, eval_batch_size=100)
+    return train.TrainConfig.from_recipe("paper", **{**settings, **overrides})
+
+
+def fit(config, out_dir, cipher=None, train_data=TRAIN, **kwargs):
+    return train.run(config, *train_data, *TEST, cipher=cipher, out_dir=out_dir, progress=False, **kwargs)
+
+
+def deterministic_part(out_dir):
+    metrics = json.loads((out_dir / train.METRICS).read_text())
+    epochs = pd.read_csv(out_dir / train.EPOCHS_CSV).drop(columns=["seconds", "images_per_s"])
+    timing = {"wall_time_s", "images_per_s"}
+    return {k: v for k, v in metrics.items() if k not in timing}, epochs
+
+
+# ------------------------------------------------------------------ configuration
+def test_paper_recipe_is_section_4_1():
+    config = train.TrainConfig.from_recipe("paper")
+    assert (config.epochs, config.batch_size, config.lr, config.momentum, config.weight_decay) == (300, 128, 0.1, 0.9, 5e-4)
+    assert config.milestones == (150, 225) and config.lr_gamma == 0.1 and config.schedule == "multistep"
+    assert not config.nesterov and config.label_smoothing == 0 and not config.amp and not config.eval_tta
+    lrs = [train.learning_rate(config, epoch * 10, 10) for epoch in (0, 149, 150, 224, 225, 299)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+@pytest.mark.parametrize("epochs,milestones", [(2, (1, 2)), (20, (10, 15)), (30, (15, 23))])
+def test_fewer_epochs_scale_the_milestones(epochs, milestones):
+    assert train.TrainConfig.from_recipe("paper", epochs=epochs).milestones == milestones
+    assert train.TrainConfig.from_recipe("paper", epochs=epochs, milestones=(5,)).milestones == (5,)
+
+
+def test_fast_recipe_schedule_is_a_triangle():
+    config = train.TrainConfig.from_recipe("fast")
+    steps, total = 97, 97 * config.epochs
+    lrs = np.array([train.learning_rate(config, s, steps) for s in range(total)])
+    peak = int(config.warmup_fraction * total)
+    assert lrs[0] == pytest.approx(config.start_factor * config.lr)
+    assert lrs.max() == pytest.approx(config.lr) and lrs.argmax() == peak
+    assert np.all(np.diff(lrs[:peak + 1]) > 0) and np.all(np.diff(lrs[peak:]) < 0)
+    assert 0 < lrs[-1] < 0.01 * config.lr
+
+
+def test_unknown_or_bad_config_values_raise():
+    with pytest.raises(ValueError, match="unknown TrainConfig key.*'learning_rate'"):
+        train.TrainConfig.from_recipe("paper", learning_rate=0.1)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        train.TrainConfig.from_recipe("slow")
+    with pytest.raises(ValueError, match="augment"):
+        train.TrainConfig.from_recipe("paper", augment="server")
+    with pytest.raises(ValueError, match="epochs"):
+        train.TrainConfig.from_recipe("paper", epochs=0)
+
+
+def test_select_subset_is_class_balanced_and_in_data_order():
+    labels = np.array([0, 1, 1, 2, 0, 2, 1, 0, 2, 2])
+    chosen = train.select_subset(labels, 6)
+    assert chosen.tolist() == [0, 1, 2, 3, 4, 5]
+    assert np.bincount(labels[train.select_subset(labels, 7)]).tolist() == [3, 2, 2]
+    with pytest.raises(ValueError, match="class-balanced"):
+        train.select_subset(labels, 10)
+
+
+# ------------------------------------------------------------------ training
+def test_tiny_run_beats_chance_and_writes_its_outputs(tmp_path):
+    metrics = fit(tiny(milestones=(2,)), tmp_path, extra={"scheme": "plain", "profile": "test"})
+    assert metrics["test_acc"] >= 0.9  # chance is 0.25
+    written = json.loads((tmp_path / train.METRICS).read_text())
+    assert written["test_acc"] == metrics["test_acc"]
+    assert set(written["per_class_acc"]) == {"0", "1", "2", "3"}
+    assert written["scheme"] == "plain" and written["recipe"] == "paper" and written["seed"] == 0
+    assert written["device"].startswith("cpu") and written["images_per_s"] > 0
+    epochs = pd.read_csv(tmp_path / train.EPOCHS_CSV)
+    assert list(epochs.columns) == list(train.EPOCH_COLUMNS) and epochs["epoch"].tolist() == [1, 2, 3]
+
+
+def test_client_augmentation_with_an_identity_cipher_equals_cloud_augmentation(tmp_path):
+    class Identity:
+        def encrypt(self, x):
+            return x.clone()
+
+    config = tiny(epochs=1)
+    client = fit(train.dataclasses.replace(config, augment="client"), tmp_path / "client", cipher=Identity())
+    cloud = fit(config, tmp_path / "cloud")
+    assert client["test_loss"] == cloud["test_loss"] and client["train_loss"] == cloud["train_loss"]
+
+
+def test_client_augmentation_encrypts_every_augmented_batch(tmp_path):
+    class Negative:  # p -> 255 - p everywhere, so the zero padding becomes 255 in the client
+        calls = 0
+
+        def encrypt(self, x):
+            Negative.calls += 1
+            return 255 - x
+
+    negative = (255 - TRAIN[0], TRAIN[1])
+    config = tiny(epochs=1)
+    client = fit(train.dataclasses.replace(config, augment="client"), tmp_path / "client", cipher=Negative())
+    cloud = fit(config, tmp_path / "cloud", train_data=negative)
+    assert Negative.calls >= 640 // 32
+    assert client["normalisation"] == cloud["normalisation"]  # stats of encrypted images
+    assert client["train_loss"] != cloud["train_loss"]  # padding differs: 255 in the client, 0 in the cloud
+
+
+def test_cipher_and_augmentation_site_must_agree(tmp_path):
+    with pytest.raises(ValueError, match="client"):
+        fit(tiny(augment="client"), tmp_path)
+    with pytest.raises(ValueError, match="cipher=None"):
+        fit(tiny(augment="cloud"), tmp_path, cipher=object())
+    with pytest.raises(TypeError, match="uint8"):
+        train.run(tiny(), TRAIN[0].astype(np.float32), TRAIN[1], *TEST, out_dir=tmp_path, progress=False)
+
+
+# ------------------------------------------------------------------ checkpoints
+def test_a_killed_run_resumes_to_bit_identical_results(tmp_path):
+    config = tiny(augment="cloud", adaptation="pixel")
+    fit(config, tmp_path / "whole")
+
+    def kill_after_first_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, tmp_path / "parts", on_epoch_end=kill_after_first_epoch)
+    assert pd.read_csv(tmp_path / "parts" / train.EPOCHS_CSV)["epoch"].tolist() == [1]
+    resumed = []
+    fit(config, tmp_path / "parts", on_epoch_end=lambda row: resumed.append(row["epoch"]))
+    assert resumed == [2, 3]  # continued from the checkpoint, not restarted
+
+    whole_metrics, whole_epochs = deterministic_part(tmp_path / "whole")
+    parts_metrics, parts_epochs = deterministic_part(tmp_path / "parts")
+    assert parts_metrics == whole_metrics
+    pd.testing.assert_frame_equal(parts_epochs, whole_epochs, check_exact=True)
+    whole = torch.load(tmp_path / "whole" / train.CHECKPOINT, weights_only=True)["model"]
+    parts = torch.load(tmp_path / "parts" / train.CHECKPOINT, weights_only=True)["model"]
+    assert all(torch.equal(whole[k], parts[k]) for k in whole)
+
+
+def test_a_finished_run_is_not_retrained(tmp_path):
+    config = tiny(epochs=1)
+    first = fit(config, tmp_path)
+    calls = []
+    again = fit(config, tmp_path, on_epoch_end=calls.append)
+    assert calls == [] and again["test_loss"] == first["test_loss"]
+
+
+def test_corrupt_checkpoint_raises_naming_the_file(tmp_path):
+    config = tiny(epochs=1)
+    fit(config, tmp_path)
+    path = tmp_path / train.CHECKPOINT
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(train.CheckpointError, match="checkpoint.pt.*corrupt"):
+        fit(config, tmp_path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(train.CheckpointError, match=str(path)):
+        fit(config, tmp_path)
+    torch.save({"model": {}}, path)
+    with pytest.raises(train.CheckpointError, match="not a ppdnn"):
+        fit(config, tmp_path)
+
+
+def test_checkpoint_of_another_configuration_or_data_raises(tmp_path):
+    fit(tiny(epochs=1), tmp_path)
+    with pytest.raises(train.CheckpointError, match=r"another configuration \(width: 8 -> 4\)"):
+        fit(tiny(epochs=1, width=4), tmp_path)
+    with pytest.raises(train.CheckpointError, match="different data or key"):
+        fit(tiny(epochs=1), tmp_path, train_data=(255 - TRAIN[0], TRAIN[1]))
+    assert fit(tiny(epochs=1, width=4), tmp_path, resume=False)["config"]["width"] == 4
+
+
+def test_fast_recipe_runs_on_cpu_in_fp32_and_reports_flip_tta(tmp_path):
+    config = train.TrainConfig.from_recipe("fast", epochs=2, width=8, batch_size=64, device="cpu",
+                                           num_classes=4, eval_batch_size=100)
+    metrics = fit(config, tmp_path)
+    assert 0 <= metrics["test_acc_tta"] <= 1 and metrics["config"]["compile"] is True
+    epochs = pd.read_csv(tmp_path / train.EPOCHS_CSV)
+    assert epochs["lr"].iloc[-1] < config.lr  # the triangle decays to ~0 by the end
