@@ -30,10 +30,10 @@ def collect_metrics(runs_dir) -> pd.DataFrame:
     rows = []
     for path in sorted(Path(runs_dir).glob("*/metrics.json")):
         m = json.loads(path.read_text())
-        extra = m.get("extra", {})
-        rows.append({"run": extra.get("run", path.parent.name.rsplit("-s", 1)[0]),
+        # train.run merges the pipeline's `extra` (run, profile, data_source) into the metrics
+        rows.append({"run": m.get("run", path.parent.name.rsplit("-s", 1)[0]),
                      "seed": m.get("seed"), "test_acc": 100.0 * m["test_acc"],
-                     "profile": extra.get("profile"), "data_source": extra.get("data_source"),
+                     "profile": m.get("profile"), "data_source": m.get("data_source"),
                      "device": m.get("device"), "seconds": m.get("wall_time_s"),
                      "images_per_s": m.get("images_per_s")})
     if not rows:

@@ -57,7 +57,7 @@ def test_tables_compare_with_the_paper(tmp_path):
             d.mkdir()
             (d / "metrics.json").write_text(json.dumps({
                 "test_acc": acc + delta, "seed": seed, "device": "cpu", "wall_time_s": 10.0,
-                "images_per_s": 100.0, "extra": {"run": run, "profile": "smoke", "data_source": "archive"}}))
+                "images_per_s": 100.0, "run": run, "profile": "smoke", "data_source": "archive"}))
     runs = tables.collect_metrics(tmp_path)
     t2, t3 = tables.make_tables(runs)
     plain = t2.set_index("run").loc["plain"]
@@ -107,8 +107,9 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert t2["ours_mean"].between(0, 100).all() and (t2["seeds"] == 1).all()
     metrics = [json.loads(p.read_text()) for p in results.glob("runs/*/metrics.json")]
     assert len(metrics) == 11
-    assert {m["extra"]["data_source"] for m in metrics} == {"archive"}
-    assert {m["extra"]["profile"] for m in metrics} == {"smoke"}
+    assert {m["data_source"] for m in metrics} == {"archive"}
+    assert {m["profile"] for m in metrics} == {"smoke"}
+    assert {m["run"] for m in metrics} == {r["name"] for r in params["runs"]}
     for name in ("tables.png", "curves.html", "security.csv", "security.md", "security.png"):
         assert (results / name).stat().st_size > 0, name
     assert "<script" not in (results / "curves.html").read_text()  # offline, self-contained
