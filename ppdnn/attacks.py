@@ -36,6 +36,8 @@ from typing import Callable
 
 import numpy as np
 
+from .files import atomic_write
+
 # Table 1 of the paper, kept here as well so the ciphertext-only attacks need numpy only:
 # out[..., c] = in[..., PERMUTATIONS[k, c]].
 PERMUTATIONS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
@@ -521,33 +523,16 @@ def table_markdown(table) -> str:
             f"(SSIM/PSNR against the plain images; mean over images).\n\n" + "\n".join(lines) + "\n")
 
 
-def _atomic(path: Path, write) -> Path:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(report: SecurityReport, out_dir) -> tuple[Path, Path, Path]:
     """Write ``security.csv``, ``security.md`` and ``security.png`` into ``out_dir``."""
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    csv = _atomic(out_dir / "security.csv", lambda tmp: report.table.to_csv(tmp, index=False))
-    md = _atomic(out_dir / "security.md",
-                 lambda tmp: Path(tmp).write_text(table_markdown(report.table)))
+    csv = atomic_write(out_dir / "security.csv", lambda f: report.table.to_csv(f, index=False))
+    md = atomic_write(out_dir / "security.md", lambda f: f.write(table_markdown(report.table).encode()))
     fig = plot_examples(report.examples)
     try:
-        png = _atomic(out_dir / "security.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+        png = atomic_write(out_dir / "security.png", lambda f: fig.savefig(f, format="png", dpi=120))
     finally:
         plt.close(fig)
     return csv, md, png

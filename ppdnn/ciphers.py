@@ -29,14 +29,14 @@ import functools
 import hashlib
 import json
 import math
-import os
 import secrets
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 SCHEMES = ("plain", "pixel", "tanaka", "etc", "chaotic_rc4")
 # Every (scheme, shuffle) configuration of the paper, in the order of Tables 2-3.
@@ -226,7 +226,7 @@ class Cipher:
                 "shape": list(self.shape),
                 "key": {k: _encode(v) for k, v in self._key_material().items()}}
         body["sha256"] = _checksum(body)
-        _write_private(path, json.dumps(body, indent=1) + "\n")
+        atomic_write(path, lambda f: f.write((json.dumps(body, indent=1) + "\n").encode()), mode=0o600)
         return path
 
     def __repr__(self) -> str:  # never prints key material
@@ -655,17 +655,3 @@ def _checksum(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -6,9 +6,7 @@ sets ``func``), so more can be added without touching :func:`main`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ppdnn import ciphers
+from ppdnn.files import atomic_write
 
 THREAT_MODEL = (
     "Threat model: the server that stores your images and trains or runs the model is "
@@ -117,7 +116,7 @@ def run_transform(args) -> None:
     _refuse_overwrite(targets, args.force)
     images = np.stack([_read_image(p, cipher.shape) for p in sources])
     for target, image in zip(targets, transform(images)):
-        _atomic_write(target, lambda f, image=image, fmt=_pil_format(target):
+        atomic_write(target, lambda f, image=image, fmt=_pil_format(target):
                       Image.fromarray(image).save(f, format=fmt))
     print(f"{args.direction}ed {len(sources)} image(s) with a {cipher.label} key -> {args.output}")
 
@@ -141,7 +140,7 @@ def _transform_npz(args, cipher, transform) -> None:
     if not done:
         raise CliError(f"{args.input} holds no uint8 array of shape (..., {expected[0]}, "
                        f"{expected[1]}, 3) that fits this key")
-    _atomic_write(args.output, lambda f: np.savez(f, **arrays))
+    atomic_write(args.output, lambda f: np.savez(f, **arrays))
     print(f"{args.direction}ed arrays {', '.join(done)} with a {cipher.label} key -> {args.output}")
 
 
@@ -167,25 +166,6 @@ def _refuse_overwrite(targets, force: bool) -> None:
     if existing and not force:
         raise FileExistsError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; "
                               "pass --force to replace them")
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # ------------------------------------------------------------ entry point

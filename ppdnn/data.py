@@ -19,13 +19,14 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .files import atomic_write
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -48,20 +49,6 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
@@ -202,7 +189,7 @@ def write_cache(splits, cache_dir: str | os.PathLike, source: dict) -> dict:
     manifest = {"format_version": FORMAT_VERSION, **source, "classes": list(CLASSES), "splits": {}}
     (cache_dir / MANIFEST).unlink(missing_ok=True)  # the cache is incomplete until we finish
     for split, (images, labels) in splits.items():
-        atomic_write_bytes(cache_dir / f"{split}.npz",
+        atomic_write(cache_dir / f"{split}.npz",
                            lambda f: np.savez(f, images=images, labels=labels))
         mean, std = channel_stats(images)
         manifest["splits"][split] = {
@@ -211,7 +198,7 @@ def write_cache(splits, cache_dir: str | os.PathLike, source: dict) -> dict:
             "mean": mean, "std": std,
         }
     text = json.dumps(manifest, indent=2) + "\n"
-    atomic_write_bytes(cache_dir / MANIFEST, lambda f: f.write(text.encode()))
+    atomic_write(cache_dir / MANIFEST, lambda f: f.write(text.encode()))
     return manifest
 
 

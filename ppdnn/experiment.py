@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ciphers, data, train
+from .files import atomic_write
 
 
 def load_encrypted(encrypted_dir) -> dict:
@@ -89,10 +90,10 @@ def publish(out_dir, metrics_dir, figure=None) -> list[Path]:
     written = []
     for name in (train.METRICS, train.EPOCHS_CSV):
         payload = (out_dir / name).read_bytes()
-        train.atomic_write(metrics_dir / name, lambda f: f.write(payload))
+        atomic_write(metrics_dir / name, lambda f: f.write(payload))
         written.append(metrics_dir / name)
     if figure is not None:
         path = metrics_dir / "learning_curves.png"
-        train.atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=120))
+        atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=120))
         written.append(path)
     return written

@@ -1,14 +1,14 @@
 """Images and small presentation helpers for the encryption figures and key-space table."""
 from __future__ import annotations
 
-import os
 import re
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .files import atomic_write
 
 
 def sample_photo(size: int = 256) -> np.ndarray:
@@ -95,17 +95,7 @@ def image_grid(rows, row_titles, col_titles=None, cell: float = 1.1):
 
 def save_figure(fig, path) -> Path:
     """Save ``fig`` as PNG through a temporary file and a rename (no half-written figures)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"))
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -145,6 +145,31 @@ def security_stage(args) -> None:
     papermill("notebooks/security.ipynb", executed, executed.with_suffix(".yaml"))
 
 
+def store_check_outputs(notebook) -> None:
+    """Execute a notebook with its default parameters and keep only the outputs that nbval
+    checks (cells marked ``# NBVAL_CHECK_OUTPUT``); everything else is stored clean.
+
+    nbval compares a checked cell with its stored output, so those outputs must be committed;
+    the rest (figures, progress bars) would only bloat git.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(notebook)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=1800, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if not cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT"):
+            cell.outputs = []
+            cell.execution_count = None  # nbval refuses outputs of a cell that never ran
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("papermill", None)
+    nbformat.write(nb, path)
+
+
 # ---------------------------------------------------------------- command line
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ppdnn.pipeline", description=__doc__)
@@ -172,6 +197,9 @@ def main(argv=None) -> None:
     p = sub.add_parser("security", help="execute notebooks/security.ipynb for a profile")
     p.add_argument("--profile", required=True)
 
+    p = sub.add_parser("store-outputs", help="execute notebooks, keep the outputs nbval checks")
+    p.add_argument("notebooks", nargs="+")
+
     args = parser.parse_args(argv)
     if args.step == "data":
         manifest = data.prepare(source=args.source, archive=args.archive, root=args.root, cache_dir=args.out)
@@ -182,6 +210,9 @@ def main(argv=None) -> None:
         train_stage(args)
     elif args.step == "security":
         security_stage(args)
+    elif args.step == "store-outputs":
+        for notebook in args.notebooks:
+            store_check_outputs(notebook)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ Recipes
     4. peak lr 0.2 (the baseline's value at batch 500) with a triangular schedule: linear
        from 0.2x to 1x over the first 20% of the steps, then linear to 0, per step;
     5. label smoothing 0.2 on the training loss (test loss is plain cross-entropy);
-    6. bf16 autocast, channels_last memory layout and ``torch.compile`` (CUDA only; the
-       same recipe runs in fp32 without compile on CPU);
+    6. bf16 autocast and ``torch.compile`` (CUDA only; the same recipe runs in fp32
+       without compile on CPU); channels_last memory layout, like every recipe here (it
+       changes no arithmetic, only speed: ~1.4x on CPU as well);
     7. flip test-time augmentation as an *additional* figure (``test_acc_tta``); the
        headline ``test_acc`` is always the un-augmented test set, as in the paper.
   Weight decay stays 5e-4 and applies to every parameter, as in the paper's recipe.
@@ -44,7 +45,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 from . import augment as aug
 from . import models
+from .files import atomic_write
 
 AUGMENT_SITES = ("client", "cloud", "none")
 SCHEDULES = ("multistep", "triangular")
@@ -100,7 +101,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = False                       # bf16 autocast, CUDA only
-    channels_last: bool = False             # CUDA only
+    channels_last: bool = True              # memory layout only: ~1.4x faster on CPU too
     compile: bool = False                   # torch.compile, CUDA only
     eval_tta: bool = False                  # also report flip-TTA test accuracy
     eval_batch_size: int = 1000
@@ -153,7 +154,7 @@ class TrainConfig:
 RECIPES: dict[str, dict] = {
     "paper": dict(epochs=300, batch_size=128, lr=0.1, momentum=0.9, nesterov=False,
                   weight_decay=5e-4, schedule="multistep", lr_gamma=0.1, label_smoothing=0.0,
-                  drop_last=False, amp=False, channels_last=False, compile=False, eval_tta=False),
+                  drop_last=False, amp=False, channels_last=True, compile=False, eval_tta=False),
     "fast": dict(epochs=30, batch_size=512, lr=0.2, momentum=0.9, nesterov=True,
                  weight_decay=5e-4, schedule="triangular", warmup_fraction=0.2, start_factor=0.2,
                  label_smoothing=0.2, drop_last=True, amp=True, channels_last=True, compile=True,
@@ -285,19 +286,6 @@ def deterministic(enabled: bool):
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_epochs_csv(path: Path, history: list[dict]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=EPOCH_COLUMNS, lineterminator="\n")
@@ -415,7 +403,7 @@ def run(config: TrainConfig, train_images, train_labels, test_images, test_label
     checkpoint_path = out_dir / CHECKPOINT
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
-    amp, channels_last = config.amp and cuda, config.channels_last and cuda
+    amp, channels_last = config.amp and cuda, config.channels_last
     print_ = tqdm.write if progress else (lambda *_: None)
     fp = fingerprint(config, [train_images, train_labels, test_images, test_labels], cipher,
                      train_images.shape[1:3])
@@ -584,7 +572,7 @@ def measure_speed(config: TrainConfig, n_images: int, epochs: int = 2, image_sha
     """
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
-    amp, channels_last = config.amp and cuda, config.channels_last and cuda
+    amp, channels_last = config.amp and cuda, config.channels_last
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = models.build(config.adaptation, config.width, config.bn_relu, config.num_classes).to(device)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ppdnn import ciphers
+from ppdnn import ciphers, files
 from ppdnn.ciphers import PERMUTATIONS, EtcCipher, PixelCipher, TanakaCipher
 
 ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -261,7 +261,7 @@ def test_save_refuses_to_replace_a_key_unless_asked(tmp_path):
 def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
-    monkeypatch.setattr(ciphers.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         ciphers.make("tanaka", seed=1).save(tmp_path / "k.json")
     assert os.listdir(tmp_path) == []
