@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# DVC stages call `python`, `papermill`: they must resolve to the virtual environment's.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: reproduce test unit notebooks pipeline-smoke bench clean-venv
 
