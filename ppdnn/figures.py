@@ -1,8 +1,6 @@
 """Images and small presentation helpers for the encryption figures and key-space table."""
 from __future__ import annotations
 
-import re
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -29,34 +27,17 @@ def sample_photo(size: int = 256) -> np.ndarray:
 def cifar_test_samples(per_class: int = 1, cache_dir="data/cifar10", archive=None):
     """The first ``per_class`` test images of each CIFAR-10 class as ((N, 32, 32, 3), labels).
 
-    From the project's cache (``ppdnn.data.load``) if it exists, else straight from a
-    folder-per-class archive (``test/<class>/*.jpg``); None when neither is there.
+    From the data stage's cache, built from ``archive`` first if needed; None when there is
+    neither a cache nor an archive (the figure notebook then skips the CIFAR-10 grid).
     """
     from ppdnn import data
 
-    if (Path(cache_dir) / data.MANIFEST).is_file():
-        cifar = data.load(cache_dir)
-        images, labels = cifar["test_images"], cifar["test_labels"]
-        picks = np.concatenate([np.flatnonzero(labels == k)[:per_class]
-                                for k in range(len(data.CLASSES))])
-        return images[picks], labels[picks]
-    if archive is None or not Path(archive).is_file():
+    if not (Path(cache_dir) / data.MANIFEST).is_file() and (archive is None or not Path(archive).is_file()):
         return None
-    found: dict[int, list[np.ndarray]] = {k: [] for k in range(len(data.CLASSES))}
-    pattern = re.compile(r"(?:^|/)test/([a-z]+)/[^/]+\.(?:jpe?g|png)$")
-    with tarfile.open(archive) as tar:  # test/ comes first: stop as soon as every class is full
-        for member in tar:
-            match = pattern.search(member.name)
-            if not match or match.group(1) not in data.CLASSES:
-                continue
-            label = data.CLASSES.index(match.group(1))
-            if len(found[label]) < per_class:
-                with Image.open(tar.extractfile(member)) as im:
-                    found[label].append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-            if all(len(v) == per_class for v in found.values()):
-                break
-    labels = np.repeat(np.arange(len(found)), [len(v) for v in found.values()])
-    return np.stack([im for v in found.values() for im in v]), labels
+    cifar = data.load_or_prepare(cache_dir, source="archive" if archive else "auto", archive=archive)
+    images, labels = cifar["test_images"], cifar["test_labels"]
+    picks = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in range(len(data.CLASSES))])
+    return images[picks], labels[picks]
 
 
 def image_row(images, titles, figsize_per_image: float = 2.2):

@@ -10,7 +10,6 @@ from PIL import Image
 
 from ppdnn import data
 
-REAL_ARCHIVE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-jpeg.tar.gz"
 SMALL = {"train": 4, "test": 2}  # images per class in the fake archives
 
 
@@ -212,11 +211,8 @@ def test_a_failed_rebuild_keeps_no_stale_manifest_of_a_partial_write(png_archive
         data.load(cache)
 
 
-@pytest.mark.skipif(not REAL_ARCHIVE.is_file(),
-                    reason=f"real CIFAR-10 JPEG archive not present at {REAL_ARCHIVE}")
-def test_real_cifar10_jpeg_archive(tmp_path):
-    manifest = data.prepare(source="archive", archive=REAL_ARCHIVE, cache_dir=tmp_path)
-    arrays = data.load(tmp_path)
+def test_real_cifar10_jpeg_archive(real_cifar):
+    arrays, manifest = real_cifar, real_cifar["manifest"]
     assert arrays["train_images"].shape == (50000, 32, 32, 3)
     assert arrays["test_images"].shape == (10000, 32, 32, 3)
     assert manifest["splits"]["train"]["per_class"] == {c: 5000 for c in data.CLASSES}
