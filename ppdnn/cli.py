@@ -17,12 +17,11 @@ from ppdnn import ciphers
 from ppdnn.files import atomic_write
 
 THREAT_MODEL = (
-    "Threat model: the server that stores your images and trains or runs the model is "
-    "honest but curious; it sees only encrypted images and never the key, which stays with "
-    "you (one key per data set). This is perceptual encryption: it hides what people see in "
-    "an image, not all information, and published ciphertext-only and chosen-plaintext "
-    "attacks can partly or fully recover images, so do not use it where standard encryption "
-    "is required."
+    "Threat model: an honest but curious server stores your images and trains or runs a model "
+    "on them, seeing only encrypted images and never the key, which stays with you (one key per "
+    "data set). This is perceptual encryption, which hides what people see, not all "
+    "information: published attacks recover images partly from ciphertexts alone and fully "
+    "from a few chosen images, so do not use it where standard encryption is required."
 )
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
