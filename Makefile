@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # DVC stages call `python`, `papermill`: they must resolve to the virtual environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: reproduce test unit notebooks pipeline-smoke bench clean-venv
+.PHONY: reproduce test bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

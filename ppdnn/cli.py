@@ -23,7 +23,7 @@ THREAT_MODEL = (
     "information: published attacks recover images partly from ciphertexts alone and fully "
     "from a few chosen images, so do not use it where standard encryption is required."
 )
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp", ".jp2", ".jpx", ".heic", ".avif")
 

@@ -1,4 +1,4 @@
-"""Glue between params.yaml, the DVC stages and the notebooks; the paper's tables.
+"""Glue between params.yaml, the DVC stages and the notebooks.
 
 Every DVC stage calls ``python -m ppdnn.pipeline <step>`` or papermill. This is the only
 module that reads ``params.yaml``: it resolves the active profile into the plain
@@ -145,6 +145,17 @@ def security_stage(args) -> None:
     papermill("notebooks/security.ipynb", executed, executed.with_suffix(".yaml"))
 
 
+def tables_stage(args) -> None:
+    """notebooks/tables.ipynb over the current profile's runs and seeds (not stale ones)."""
+    params = read_params(args.params)
+    nb = {"profile": args.profile, "runs_dir": f"results/{args.profile}/runs",
+          "out_dir": f"results/{args.profile}", "runs": [r["name"] for r in params["runs"]],
+          "seeds": [int(s) for s in params["seeds"]]}
+    executed = Path(f"build/{args.profile}/notebooks/tables.ipynb")
+    write_yaml(executed.with_suffix(".yaml"), nb)
+    papermill("notebooks/tables.ipynb", executed, executed.with_suffix(".yaml"))
+
+
 def store_check_outputs(notebook) -> None:
     """Execute a notebook with its default parameters and keep only the outputs that nbval
     checks (cells marked ``# NBVAL_CHECK_OUTPUT``); everything else is stored clean.
@@ -197,6 +208,9 @@ def main(argv=None) -> None:
     p = sub.add_parser("security", help="execute notebooks/security.ipynb for a profile")
     p.add_argument("--profile", required=True)
 
+    p = sub.add_parser("tables", help="execute notebooks/tables.ipynb for a profile")
+    p.add_argument("--profile", required=True)
+
     p = sub.add_parser("store-outputs", help="execute notebooks, keep the outputs nbval checks")
     p.add_argument("notebooks", nargs="+")
 
@@ -210,6 +224,8 @@ def main(argv=None) -> None:
         train_stage(args)
     elif args.step == "security":
         security_stage(args)
+    elif args.step == "tables":
+        tables_stage(args)
     elif args.step == "store-outputs":
         for notebook in args.notebooks:
             store_check_outputs(notebook)

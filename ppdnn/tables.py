@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
+from .files import atomic_write
+
 # The paper's numbers (Tables 2 and 3, accuracy in %), shown beside ours, never used as ours.
 TABLE2_ROWS = [  # (row label, run name, paper accuracy)
     ("Plain image", "plain", 92.98),
@@ -25,10 +27,21 @@ TABLE3_ROWS = [  # (row label, client run, paper client, cloud run, paper cloud)
     ("Tanaka's scheme [6]", "tanaka_client", 85.84, "tanaka_cloud", 56.41),
 ]
 
-def collect_metrics(runs_dir) -> pd.DataFrame:
+def _run_dirs(runs_dir, runs=None, seeds=None) -> list[Path]:
+    """The `<run>-s<seed>` folders, restricted to the pipeline's current runs and seeds
+    when given: DVC does not delete the uncached results of a run or seed it no longer has."""
+    dirs = sorted(p for p in Path(runs_dir).glob("*-s*") if p.is_dir())
+    if runs is not None or seeds is not None:
+        wanted = {f"{r}-s{s}" for r in (runs or {p.name.rsplit('-s', 1)[0] for p in dirs})
+                  for s in (seeds if seeds is not None else {p.name.rsplit('-s', 1)[1] for p in dirs})}
+        dirs = [p for p in dirs if p.name in wanted]
+    return dirs
+
+
+def collect_metrics(runs_dir, runs=None, seeds=None) -> pd.DataFrame:
     """One row per (run, seed) from the metrics.json files of the train stages."""
     rows = []
-    for path in sorted(Path(runs_dir).glob("*/metrics.json")):
+    for path in (d / "metrics.json" for d in _run_dirs(runs_dir, runs, seeds)):
         m = json.loads(path.read_text())
         # train.run merges the pipeline's `extra` (run, profile, data_source) into the metrics
         rows.append({"run": m.get("run", path.parent.name.rsplit("-s", 1)[0]),
@@ -69,7 +82,7 @@ def make_tables(df) -> tuple[pd.DataFrame, pd.DataFrame]:
                    "client_ours_mean": round(cm, 2), "client_ours_std": round(cs, 2), "client_paper": paper_client,
                    "client_difference": round(cm - paper_client, 2),
                    "cloud_ours_mean": round(dm, 2), "cloud_ours_std": round(ds, 2), "cloud_paper": paper_cloud,
-                   "cloud_difference": round(dm - paper_cloud, 2), "seeds": min(cn, dn)})
+                   "cloud_difference": round(dm - paper_cloud, 2), "client_seeds": cn, "cloud_seeds": dn})
     return pd.DataFrame(t2), pd.DataFrame(t3)
 
 
@@ -82,8 +95,8 @@ def tables_markdown(t2, t3, provenance: str) -> tuple[str, str]:
     lines3 = ["| Encryption | Client: ours | Client: paper | Cloud: ours | Cloud: paper |",
               "|---|---:|---:|---:|---:|"]
     for r in t3.itertuples():
-        lines3.append(f"| {r.encryption} | {_fmt(r.client_ours_mean, r.client_ours_std, r.seeds)} | "
-                      f"{r.client_paper:.2f} | {_fmt(r.cloud_ours_mean, r.cloud_ours_std, r.seeds)} | "
+        lines3.append(f"| {r.encryption} | {_fmt(r.client_ours_mean, r.client_ours_std, r.client_seeds)} | "
+                      f"{r.client_paper:.2f} | {_fmt(r.cloud_ours_mean, r.cloud_ours_std, r.cloud_seeds)} | "
                       f"{r.cloud_paper:.2f} |")
     foot = f"\n\n{provenance}\n"
     return "\n".join(lines2) + foot, "\n".join(lines3) + foot
@@ -133,14 +146,14 @@ def plot_tables(t2: pd.DataFrame, t3: pd.DataFrame, path) -> None:
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
-def read_curves(runs_dir) -> pd.DataFrame:
+def read_curves(runs_dir, runs=None, seeds=None) -> pd.DataFrame:
     """Every run's per-epoch metrics in one frame (columns of epochs.csv plus `run`)."""
     frames = []
-    for path in sorted(Path(runs_dir).glob("*/epochs.csv")):
+    for path in (d / "epochs.csv" for d in _run_dirs(runs_dir, runs, seeds)):
         frame = pd.read_csv(path)
         frame.insert(0, "run", path.parent.name)
         frames.append(frame)
@@ -169,6 +182,15 @@ def curves_html(curves: pd.DataFrame, path, title: str) -> None:
     fig.savefig(buf, format="svg")
     plt.close(fig)
     table = curves.to_html(index=False, float_format=lambda v: f"{v:.4f}")
-    Path(path).write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
                           f"<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px}}</style></head>"
                           f"<body><h1>{title}</h1>{buf.getvalue()}<h2>Per-epoch metrics</h2>{table}</body></html>\n")
+    atomic_write(path, lambda f: f.write(page.encode()))
+
+
+def write_tables(out_dir, t2: pd.DataFrame, t3: pd.DataFrame, md2: str, md3: str) -> None:
+    """table2.csv|md and table3.csv|md in ``out_dir``, each written atomically."""
+    out_dir = Path(out_dir)
+    for name, frame, md in (("table2", t2, md2), ("table3", t3, md3)):
+        atomic_write(out_dir / f"{name}.csv", lambda f, frame=frame: frame.to_csv(f, index=False))
+        atomic_write(out_dir / f"{name}.md", lambda f, md=md: f.write(md.encode()))

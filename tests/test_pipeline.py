@@ -58,6 +58,8 @@ def test_tables_compare_with_the_paper(tmp_path):
             (d / "metrics.json").write_text(json.dumps({
                 "test_acc": acc + delta, "seed": seed, "device": "cpu", "wall_time_s": 10.0,
                 "images_per_s": 100.0, "run": run, "profile": "smoke", "data_source": "archive"}))
+    assert set(tables.collect_metrics(tmp_path, seeds=[0])["seed"]) == {0}  # stale seeds left out
+    assert set(tables.collect_metrics(tmp_path, runs=["plain"])["run"]) == {"plain"}
     runs = tables.collect_metrics(tmp_path)
     t2, t3 = tables.make_tables(runs)
     plain = t2.set_index("run").loc["plain"]
@@ -105,6 +107,7 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     t3 = pd.read_csv(results / "table3.csv")
     assert len(t2) == 8 and len(t3) == 3
     assert t2["ours_mean"].between(0, 100).all() and (t2["seeds"] == 1).all()
+    assert (t3["client_seeds"] == 1).all() and (t3["cloud_seeds"] == 1).all()
     metrics = [json.loads(p.read_text()) for p in results.glob("runs/*/metrics.json")]
     assert len(metrics) == 11
     assert {m["data_source"] for m in metrics} == {"archive"}

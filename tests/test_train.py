@@ -44,16 +44,23 @@ def deterministic_part(out_dir):
 def test_paper_recipe_is_section_4_1():
     config = train.TrainConfig.from_recipe("paper")
     assert (config.epochs, config.batch_size, config.lr, config.momentum, config.weight_decay) == (300, 128, 0.1, 0.9, 5e-4)
-    assert config.milestones == (150, 225) and config.lr_gamma == 0.1 and config.schedule == "multistep"
+    assert config.milestones == (150.0, 225.0) and config.lr_gamma == 0.1 and config.schedule == "multistep"
     assert not config.nesterov and config.label_smoothing == 0 and not config.amp and not config.eval_tta
     lrs = [train.learning_rate(config, epoch * 10, 10) for epoch in (0, 149, 150, 224, 225, 299)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
-@pytest.mark.parametrize("epochs,milestones", [(2, (1, 2)), (20, (10, 15)), (30, (15, 23))])
+@pytest.mark.parametrize("epochs,milestones", [(2, (1.0, 1.5)), (3, (1.5, 2.25)), (20, (10.0, 15.0))])
 def test_fewer_epochs_scale_the_milestones(epochs, milestones):
     assert train.TrainConfig.from_recipe("paper", epochs=epochs).milestones == milestones
-    assert train.TrainConfig.from_recipe("paper", epochs=epochs, milestones=(5,)).milestones == (5,)
+    assert train.TrainConfig.from_recipe("paper", epochs=epochs, milestones=(5,)).milestones == (5.0,)
+
+
+def test_three_epochs_drop_the_lr_twice_at_half_and_three_quarters():
+    config = train.TrainConfig.from_recipe("paper", epochs=3)
+    steps = 100  # per epoch
+    lrs = [train.learning_rate(config, s, steps) for s in (0, 149, 150, 224, 225, 299)]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
 def test_fast_recipe_schedule_is_a_triangle():
