@@ -36,11 +36,11 @@ from typing import Callable
 
 import numpy as np
 
+from . import ciphers
 from .files import atomic_write
 
-# Table 1 of the paper, kept here as well so the ciphertext-only attacks need numpy only:
-# out[..., c] = in[..., PERMUTATIONS[k, c]].
-PERMUTATIONS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+# Table 1 of the paper: out[..., c] = in[..., PERMUTATIONS[k, c]].
+PERMUTATIONS = ciphers.PERMUTATIONS
 # The 48 global transforms of a colour image that leave the neighbour criterion unchanged:
 # channel permutation k, then XOR 255 on the channels where FLIPS[f] is 1.
 FLIPS = np.array([[(f >> 2) & 1, (f >> 1) & 1, f & 1] for f in range(8)], dtype=np.uint8)
@@ -226,7 +226,6 @@ def recover_pixel_key(encrypt: EncryptOracle, shape=(32, 32)):
     pixel kept the identity order, which a step-3 key does with probability 6^-(H*W).
     Raises ValueError if the oracle does not behave like the pixel scheme.
     """
-    from ppdnn import ciphers
 
     height, width = _check_shape(shape)
     chosen = np.broadcast_to(np.array([1, 2, 3], np.uint8), (height, width, 3)).copy()
@@ -269,7 +268,6 @@ def recover_tanaka_key(encrypt: EncryptOracle, shape=(32, 32)):
     ``out XOR m`` spells key[q]. Returns ``ciphers.TanakaCipher(key, shape)``, checked
     against the oracle; raises ValueError if the oracle is not Tanaka's scheme.
     """
-    from ppdnn import ciphers
 
     height, width = _check_shape(shape)
     if height % TANAKA_BLOCK or width % TANAKA_BLOCK or (height // TANAKA_BLOCK) * (width // TANAKA_BLOCK) < 3:
@@ -459,7 +457,6 @@ def security_table(images: np.ndarray, prior_images: np.ndarray | None = None,
     disjoint from the test images); None drops the prior (no global disambiguation).
     """
     import pandas as pd
-    from ppdnn import ciphers
 
     x = check_images(images)
     prior = None if prior_images is None else colour_prior(prior_images)
