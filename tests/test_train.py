@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ppdnn import train
+from ppdnn import ciphers, train
 
 COLOURS = np.array([[220, 40, 40], [40, 220, 40], [40, 40, 220], [220, 220, 40]], np.uint8)
 
@@ -206,5 +206,18 @@ def test_fast_recipe_runs_on_cpu_in_fp32_and_reports_flip_tta(tmp_path):
                                            num_classes=4, eval_batch_size=100)
     metrics = fit(config, tmp_path)
     assert 0 <= metrics["test_acc_tta"] <= 1 and metrics["config"]["compile"] is True
+    n_test = metrics["test_images"]
+    assert round(metrics["test_acc_tta"] * n_test) == pytest.approx(metrics["test_acc_tta"] * n_test)
+    # on a CPU the recipe trains in fp32: bf16 autocast and compile are CUDA-only
+    state = torch.load(tmp_path / train.CHECKPOINT, weights_only=True)["model"]
+    assert all(t.dtype in (torch.float32, torch.int64) for t in state.values())
     epochs = pd.read_csv(tmp_path / train.EPOCHS_CSV)
     assert epochs["lr"].iloc[-1] < config.lr  # the triangle decays to ~0 by the end
+
+
+def test_no_flip_tta_for_augmentation_in_the_client(tmp_path):
+    """A flipped ciphertext is not what a client-augmented network saw (it saw encrypt(flip(x)))."""
+    config = train.TrainConfig.from_recipe("fast", epochs=1, width=8, batch_size=64, device="cpu",
+                                           num_classes=4, eval_batch_size=100, augment="client")
+    metrics = fit(config, tmp_path, cipher=ciphers.make("pixel", shape=TRAIN[0].shape[1:3], seed=0))
+    assert "test_acc_tta" not in metrics and 0 <= metrics["test_acc"] <= 1
