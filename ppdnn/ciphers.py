@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from .files import atomic_write, exclusive_write
 
 SCHEMES = ("plain", "pixel", "tanaka", "etc", "chaotic_rc4")
 # Every (scheme, shuffle) configuration of the paper, in the order of Tables 2-3.
@@ -217,16 +217,30 @@ class Cipher:
                              f"{expected} for this key, got {tuple(images.shape)}")
 
     # -- key files
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A public identifier of this key (16 hex digits): a hash of scheme, shape and key
+        material. Stored with every encrypted output so that decrypting with another key,
+        or encrypting twice, is caught; it reveals nothing usable about the key."""
+        body = {"scheme": self.scheme, "shape": list(self.shape),
+                "key": {k: _encode(v) for k, v in self._key_material().items()}}
+        return hashlib.sha256(b"ppdnn-key-fingerprint\0" + json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
     def save(self, path, overwrite: bool = False) -> Path:
-        """Write the key as JSON (mode 0600, atomically); refuse to replace a key unless asked."""
+        """Write the key as JSON, mode 0600. Without ``overwrite`` the file is created
+        exclusively (O_EXCL): of two concurrent calls for one path exactly one succeeds,
+        so a key can never be replaced silently. With ``overwrite`` it is replaced atomically."""
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace this key")
         body = {"format": KEY_FORMAT, "version": KEY_FORMAT_VERSION, "scheme": self.scheme,
                 "shape": list(self.shape),
                 "key": {k: _encode(v) for k, v in self._key_material().items()}}
         body["sha256"] = _checksum(body)
-        atomic_write(path, lambda f: f.write((json.dumps(body, indent=1) + "\n").encode()), mode=0o600)
+        payload = (json.dumps(body, indent=1) + "\n").encode()
+        if overwrite:
+            atomic_write(path, lambda f: f.write(payload), mode=0o600)
+        else:
+            exclusive_write(path, payload, mode=0o600,
+                            exists_message=f"{path} exists; pass overwrite=True (--force) to replace this key")
         return path
 
     def __repr__(self) -> str:  # never prints key material
@@ -408,6 +422,11 @@ _CLASSES = {"plain": PlainCipher, "pixel": PixelCipher, "tanaka": TanakaCipher,
 
 
 # ------------------------------------------------------------ making and loading keys
+def schemes() -> tuple[str, ...]:
+    """Names of every registered scheme (the CLI's and the pipeline's choices)."""
+    return SCHEMES
+
+
 def make(scheme: str, shape=(32, 32), shuffle: bool = False, seed: int | None = None) -> Cipher:
     """A new key for ``scheme`` and images of ``shape`` (H, W).
 

@@ -34,3 +34,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], m
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def exclusive_write(path: str | os.PathLike, payload: bytes, mode: int = 0o600,
+                    exists_message: str | None = None) -> Path:
+    """Create ``path`` holding ``payload``; fail with FileExistsError if it exists.
+
+    The content is written to a temporary file first and then hard-linked to ``path``:
+    ``link`` fails if the name exists (like O_EXCL, race-free), and readers never see a
+    half-written file. Of two concurrent calls exactly one wins.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsError(exists_message or f"{path} exists") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
