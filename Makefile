@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # DVC stages call `python`, `papermill`: they must resolve to the virtual environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
+# A crash in a native library prints every Python thread's stack instead of dying silently.
+export PYTHONFAULTHANDLER := 1
 
 .PHONY: reproduce test bench clean-venv
 

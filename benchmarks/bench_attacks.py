@@ -1,4 +1,4 @@
-"""Benchmark the ciphertext-only attacks on 10,000 32x32 images.
+"""Benchmark the ciphertext-only attacks (both advanced methods) on 10,000 32x32 images.
 
     .venv/bin/python benchmarks/bench_attacks.py [--data-dir data/cifar10] [-n 10000]
 
@@ -31,9 +31,12 @@ print(f"cores: {os.cpu_count()}; {len(images)} {source}")
 for shuffle in (False, True):
     encrypted = ciphers.make("pixel", shuffle=shuffle, seed=0).encrypt(images)
     steps = "2+3" if shuffle else "2"
-    for name, run in (("fold", lambda: attacks.fold(encrypted)),
-                      ("advanced", lambda: attacks.advanced_attack(encrypted, shuffle)),
-                      ("advanced + colour prior", lambda: attacks.advanced_attack(encrypted, shuffle, prior=prior))):
+    runs = [("fold", lambda: attacks.fold(encrypted))]
+    for method in attacks.ADVANCED_METHODS:
+        runs += [(f"advanced, {method}", lambda m=method: attacks.advanced_attack(encrypted, shuffle, method=m)),
+                 (f"advanced, {method} + prior",
+                  lambda m=method: attacks.advanced_attack(encrypted, shuffle, prior=prior, method=m))]
+    for name, run in runs:
         t0 = time.perf_counter()
         run()
-        print(f"pixel (step {steps:3s}) {name:24s} {time.perf_counter() - t0:6.2f} s")
+        print(f"pixel (step {steps:3s}) {name:34s} {time.perf_counter() - t0:6.2f} s")

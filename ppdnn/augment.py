@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 PADDING = 4
+SITES = ("client", "cloud", "none")  # where the training batches are augmented
 
 
 class Offsets(NamedTuple):
@@ -105,3 +106,33 @@ def augment_in_cloud(encrypted_batch: torch.Tensor, generator: torch.Generator |
             raise ValueError("give a generator or offsets")
         offsets = draw_offsets(len(encrypted_batch), generator, padding, encrypted_batch.device)
     return shift_flip(encrypted_batch, offsets, padding)
+
+
+class Augmentation:
+    """Where every training batch is augmented (Fig. 2), the one object the training loop uses.
+
+    ``client``: the training set is plain; each batch is shifted/flipped, then encrypted
+    with ``cipher`` (the client's key). ``cloud``: the training set is already encrypted
+    and each batch is shifted/flipped as it is. ``none``: batches pass unchanged.
+    """
+
+    def __init__(self, site: str, cipher=None):
+        if site not in SITES:
+            raise ValueError(f"unknown augmentation site {site!r}; choose one of {SITES}")
+        if site == "client" and cipher is None:
+            raise ValueError("augment='client' needs cipher=...: pass the plain training images and the key")
+        if site != "client" and cipher is not None:
+            raise ValueError(f"augment={site!r} takes the encrypted training images and cipher=None")
+        self.site, self.cipher = site, cipher
+
+    def draw(self, n: int, generator: torch.Generator, device=None) -> Offsets | None:
+        """This epoch's offsets for ``n`` images (None when nothing is augmented)."""
+        return None if self.site == "none" else draw_offsets(n, generator, device=device)
+
+    def __call__(self, batch: torch.Tensor, offsets: Offsets | None) -> torch.Tensor:
+        """The batch as the network sees it: augmented where this site augments, encrypted."""
+        if self.site == "client":
+            return augment_in_client(batch, self.cipher, offsets=offsets)
+        if self.site == "cloud":
+            return augment_in_cloud(batch, offsets=offsets)
+        return batch

@@ -1,8 +1,9 @@
-"""One table row end to end: data, key, encryption, then ``train.run`` (used by notebooks/train.ipynb).
+"""One table row end to end: the data set as the configuration needs it, then ``train.run``.
 
-The encrypted data set comes either from the pipeline's encrypt stage (``encrypted_dir``
-holding ``train.npz`` / ``test.npz`` with arrays ``images``, ``labels`` and ``key.json``)
-or is made in memory from the CIFAR-10 cache with a seeded key.
+What ``notebooks/train.ipynb`` calls. The encrypted data set comes from the pipeline's
+encrypt stage (a folder with ``train.npz`` / ``test.npz`` holding ``images`` and
+``labels``, and ``key.json``), or, without one, is made in memory from the CIFAR-10 cache
+with the key of a named cipher configuration (``ciphers.make_for_configuration``).
 """
 from __future__ import annotations
 
@@ -11,24 +12,40 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ciphers, data, train
+from . import ciphers, data, tables, train
 from .files import atomic_write
+
+ENCRYPTED_FILES = ("train.npz", "test.npz", "key.json")
 
 
 def load_encrypted(encrypted_dir) -> dict:
     """The encrypt stage's output: encrypted train/test arrays and the key (a cipher)."""
     encrypted_dir = Path(encrypted_dir)
+    if not encrypted_dir.is_dir():
+        raise FileNotFoundError(f"no encrypted data set in {encrypted_dir}: run its encrypt stage "
+                                "(`dvc repro encrypt@<cipher>`)")
     out = {"cipher": ciphers.load(encrypted_dir / "key.json")}
     for split in data.SPLITS:
         path = encrypted_dir / f"{split}.npz"
         try:
-            with np.load(path) as npz:
+            with np.load(path, allow_pickle=False) as npz:
                 out[f"{split}_images"], out[f"{split}_labels"] = npz["images"], npz["labels"]
+                fingerprint = str(npz["key_fingerprint"]) if "key_fingerprint" in npz.files else None
         except FileNotFoundError:
             raise FileNotFoundError(f"no encrypted {split} set: {path} does not exist") from None
         except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise ValueError(f"{path}: missing or corrupt encrypted data ({type(exc).__name__}: {exc})") from None
+        if fingerprint != out["cipher"].fingerprint:
+            raise ValueError(f"{path} was not encrypted with {encrypted_dir / 'key.json'} "
+                             f"(key fingerprint {fingerprint} vs {out['cipher'].fingerprint}); rerun its encrypt stage")
     return out
+
+
+def encrypt_in_memory(plain: dict, cipher) -> dict:
+    """Encrypted train/test arrays of the plain cache (what the encrypt stage writes)."""
+    return {"cipher": cipher,
+            **{f"{split}_images": cipher.encrypt(plain[f"{split}_images"]) for split in data.SPLITS},
+            **{f"{split}_labels": plain[f"{split}_labels"] for split in data.SPLITS}}
 
 
 def inputs_for(augment: str, plain: dict | None, encrypted: dict) -> dict:
@@ -46,54 +63,45 @@ def inputs_for(augment: str, plain: dict | None, encrypted: dict) -> dict:
             "cipher": encrypted["cipher"] if client else None}
 
 
-def train_configuration(*, data_dir="data/cifar10", archive=None, encrypted_dir=None,
-                        scheme="pixel", shuffle=False, key_seed=0, adaptation="none",
-                        bn_relu=None, augment="cloud", recipe="paper", width=None,
-                        train_subset=None, test_subset=None, epochs=None, batch_size=None,
-                        seed=0, device="auto", out_dir="build/train", extra=None,
-                        progress=True) -> dict:
+def train_configuration(config: dict | train.TrainConfig, *, data_dir="data/cifar10",
+                        encrypted_dir=None, cipher: str = "pixel", key_seed: int = 0,
+                        archive=None, out_dir="build/train", extra: dict | None = None,
+                        progress: bool = True) -> dict:
     """Train and evaluate one configuration; returns ``train.run``'s metrics.
 
-    ``None`` for ``bn_relu``, ``width``, ``epochs`` or ``batch_size`` keeps the recipe's
-    (or the model's) default. Without ``encrypted_dir`` the key is
-    ``ciphers.make(scheme, shuffle=shuffle, seed=key_seed)`` and encryption happens in memory.
+    ``config``: a ``TrainConfig`` or the mapping the pipeline resolves from a profile
+    (``recipe`` plus any ``TrainConfig`` keys). ``encrypted_dir``: the encrypt stage's
+    output; without it the key of cipher configuration ``cipher`` (e.g. ``pixel_shuffle``)
+    for ``key_seed`` encrypts the cache in memory. ``archive`` builds the cache if missing.
     """
-    need_plain = encrypted_dir is None or augment == "client"
+    if not isinstance(config, train.TrainConfig):
+        settings = dict(config)
+        config = train.TrainConfig.from_recipe(settings.pop("recipe", "paper"), **settings)
+    need_plain = encrypted_dir is None or config.augment == "client"
     plain = data.load_or_prepare(data_dir, source="auto", archive=archive) if need_plain else None
     if encrypted_dir is not None:
         encrypted = load_encrypted(encrypted_dir)
         data_info = {"encrypted_dir": str(encrypted_dir)}
     else:
-        cipher = ciphers.make(scheme, shuffle=shuffle, seed=key_seed)
-        encrypted = {"cipher": cipher, "train_labels": plain["train_labels"],
-                     "test_images": cipher.encrypt(plain["test_images"]),
-                     "test_labels": plain["test_labels"]}
-        if augment != "client":
-            encrypted["train_images"] = cipher.encrypt(plain["train_images"])
-        data_info = {"scheme": scheme, "shuffle": shuffle, "key_seed": key_seed}
-    # the data source (canonical or JPEG copy) goes with every result
-    data_info["data_source"] = (plain["manifest"] if plain is not None else data.read_manifest(data_dir))["source"]
-    overrides = {k: v for k, v in dict(bn_relu=bn_relu, width=width, epochs=epochs,
-                                       batch_size=batch_size).items() if v is not None}
-    config = train.TrainConfig.from_recipe(recipe, adaptation=adaptation, augment=augment,
-                                           train_subset=train_subset, test_subset=test_subset,
-                                           seed=seed, device=device, **overrides)
-    return train.run(config, **inputs_for(augment, plain, encrypted), out_dir=out_dir,
+        key = ciphers.make_for_configuration(cipher, key_seed)
+        encrypted = encrypt_in_memory(plain, key)
+        data_info = {"cipher": cipher, "key_seed": key_seed}
+    # the data source (canonical or JPEG copy) and the key go with every result
+    manifest = plain["manifest"] if plain is not None else data.read_manifest(data_dir)
+    data_info.update(data_source=manifest["source"], key_fingerprint=encrypted["cipher"].fingerprint)
+    return train.run(config, **inputs_for(config.augment, plain, encrypted), out_dir=out_dir,
                      extra={**data_info, **(extra or {})}, class_names=data.CLASSES,
                      progress=progress)
 
 
-def publish(out_dir, metrics_dir, figure=None) -> list[Path]:
-    """Copy a run's ``metrics.json`` and ``epochs.csv`` (and the learning-curve figure) to
-    ``metrics_dir``, the small, committed part of the results; each file written atomically."""
+def publish(out_dir, metrics_dir, title: str | None = None) -> list[Path]:
+    """Copy a run's ``metrics.json`` and ``epochs.csv`` to ``metrics_dir`` (the small,
+    committed part of the results) and draw its learning curves there; each file atomic."""
     out_dir, metrics_dir = Path(out_dir), Path(metrics_dir)
     written = []
     for name in (train.METRICS, train.EPOCHS_CSV):
         payload = (out_dir / name).read_bytes()
-        atomic_write(metrics_dir / name, lambda f: f.write(payload))
-        written.append(metrics_dir / name)
-    if figure is not None:
-        path = metrics_dir / "learning_curves.png"
-        atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=120))
-        written.append(path)
+        written.append(atomic_write(metrics_dir / name, lambda f: f.write(payload)))
+    written.append(tables.plot_learning_curves(out_dir / train.EPOCHS_CSV, metrics_dir / "learning_curves.png",
+                                               title))
     return written

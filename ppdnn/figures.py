@@ -1,4 +1,5 @@
-"""Images and small presentation helpers for the encryption figures and key-space table."""
+"""Images and small presentation helpers for the encryption figures (Fig. 1, Fig. 4, the
+CIFAR-10 grid). Markdown tables: :mod:`ppdnn.markdown`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,10 +79,3 @@ def save_figure(fig, path) -> Path:
     """Save ``fig`` as PNG through a temporary file and a rename (no half-written figures)."""
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"))
 
-
-def markdown_table(rows: list[dict]) -> str:
-    """A GitHub Markdown table from a list of dicts with the same keys."""
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import matplotlib
 import pandas as pd
 
 from .files import atomic_write
+from .markdown import markdown_table
 
 # The paper's numbers (Tables 2 and 3, accuracy in %), shown beside ours, never used as ours.
 TABLE2_ROWS = [  # (row label, run name, paper accuracy)
@@ -88,18 +90,22 @@ def make_tables(df) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def tables_markdown(t2, t3, provenance: str) -> tuple[str, str]:
     """Markdown versions of the tables, with the profile/data/device line under each."""
-    lines2 = ["| Encryption | Ours (%) | Paper (%) | Ours − paper |", "|---|---:|---:|---:|"]
-    for r in t2.itertuples():
-        lines2.append(f"| {r.encryption} | {_fmt(r.ours_mean, r.ours_std, r.seeds)} | {r.paper:.2f} | "
-                      f"{r.difference:+.2f} |")
-    lines3 = ["| Encryption | Client: ours | Client: paper | Cloud: ours | Cloud: paper |",
-              "|---|---:|---:|---:|---:|"]
-    for r in t3.itertuples():
-        lines3.append(f"| {r.encryption} | {_fmt(r.client_ours_mean, r.client_ours_std, r.client_seeds)} | "
-                      f"{r.client_paper:.2f} | {_fmt(r.cloud_ours_mean, r.cloud_ours_std, r.cloud_seeds)} | "
-                      f"{r.cloud_paper:.2f} |")
-    foot = f"\n\n{provenance}\n"
-    return "\n".join(lines2) + foot, "\n".join(lines3) + foot
+    rows2 = [{"encryption": r.encryption, "ours": _fmt(r.ours_mean, r.ours_std, r.seeds),
+              "paper": f"{r.paper:.2f}", "difference": f"{r.difference:+.2f}"} for r in t2.itertuples()]
+    rows3 = [{"encryption": r.encryption,
+              "client_ours": _fmt(r.client_ours_mean, r.client_ours_std, r.client_seeds),
+              "client_paper": f"{r.client_paper:.2f}",
+              "cloud_ours": _fmt(r.cloud_ours_mean, r.cloud_ours_std, r.cloud_seeds),
+              "cloud_paper": f"{r.cloud_paper:.2f}"} for r in t3.itertuples()]
+    right = {"ours": "right", "paper": "right", "difference": "right", "client_ours": "right",
+             "client_paper": "right", "cloud_ours": "right", "cloud_paper": "right"}
+    md2 = markdown_table(rows2, {"encryption": "Encryption", "ours": "Ours (%)", "paper": "Paper (%)",
+                                 "difference": "Ours − paper"}, right)
+    md3 = markdown_table(rows3, {"encryption": "Encryption", "client_ours": "Client: ours",
+                                 "client_paper": "Client: paper", "cloud_ours": "Cloud: ours",
+                                 "cloud_paper": "Cloud: paper"}, right)
+    foot = f"\n{provenance}\n"
+    return md2 + foot, md3 + foot
 
 
 def provenance(df) -> str:
@@ -108,10 +114,8 @@ def provenance(df) -> str:
         return ", ".join(sorted({str(v) for v in df[column].dropna()})) or "unknown"
     seeds = sorted({int(s) for s in df["seed"].dropna()})
     return (f"Profile: {values('profile')}; data: {values('data_source')}; device: {values('device')}; "
-            f"seeds: {seeds}; median {df['seconds'].median():.0f} s per run, "
+            f"seeds: {seeds}; median {df['seconds'].median():.0f} s of training per run, "
             f"median {df['images_per_s'].median():.0f} training images/s.")
-
-
 
 
 def plot_tables(t2: pd.DataFrame, t3: pd.DataFrame, path) -> None:
@@ -194,3 +198,63 @@ def write_tables(out_dir, t2: pd.DataFrame, t3: pd.DataFrame, md2: str, md3: str
     for name, frame, md in (("table2", t2, md2), ("table3", t3, md3)):
         atomic_write(out_dir / f"{name}.csv", lambda f, frame=frame: frame.to_csv(f, index=False))
         atomic_write(out_dir / f"{name}.md", lambda f, md=md: f.write(md.encode()))
+
+
+def plot_learning_curves(epochs_csv, path, title: str | None = None) -> Path:
+    """Loss and accuracy per epoch (train, and test where evaluated) from a run's ``epochs.csv``."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.read_csv(epochs_csv)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for split in ("train", "test"):
+        ax_loss.plot(frame["epoch"], frame[f"{split}_loss"], marker="o", label=split)
+        ax_acc.plot(frame["epoch"], 100 * frame[f"{split}_acc"], marker="o", label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------- README
+README_BLOCKS = ("table2.md", "table3.md", "claims.md")
+
+
+def readme_block(text: str, source: str) -> tuple[int, int]:
+    """Start and end offsets of the content between ``<!-- include: source -->`` and
+    ``<!-- end include -->`` in ``text``; ValueError if the markers are missing."""
+    start_marker, end_marker = f"<!-- include: {source} -->\n", "<!-- end include -->"
+    start = text.find(start_marker)
+    if start < 0:
+        raise ValueError(f"README has no '{start_marker.strip()}' marker")
+    start += len(start_marker)
+    end = text.find(end_marker, start)
+    if end < 0:
+        raise ValueError(f"README: '{start_marker.strip()}' is not closed by '{end_marker}'")
+    return start, end
+
+
+def update_readme(readme, root=".") -> list[str]:
+    """Copy every included results file (``<!-- include: results/quick/claims.md -->``) into
+    the README, so that its tables are generated, never typed. Returns the files included."""
+    readme, root = Path(readme), Path(root)
+    text = readme.read_text()
+    included = []
+    for source in sorted(set(_included(text))):
+        start, end = readme_block(text, source)
+        text = text[:start] + (root / source).read_text() + text[end:]
+        included.append(source)
+    atomic_write(readme, lambda f: f.write(text.encode()))
+    return included
+
+
+def _included(text: str) -> list[str]:
+    return re.findall(r"<!-- include: (\S+) -->", text)

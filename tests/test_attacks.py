@@ -1,13 +1,20 @@
-"""The published attacks: exact chosen-plaintext recovery, ciphertext-only attacks that
-raise SSIM on real photographs, and clear errors on bad input."""
+"""The published attacks: exact chosen-plaintext recovery, Chang & Case's advanced attack
+bit for bit as their code, ciphertext-only attacks that raise SSIM on real photographs, the
+security report over the registry, and clear errors on bad input."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_ciphers import toy_scheme  # noqa: F401  (a fixture: a scheme defined in a test)
 
-from ppdnn import attacks, ciphers
+from ppdnn import attacks, ciphers, security
+
+REFERENCE = Path(__file__).with_name("chang_case_reference.json")
+
 
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
@@ -113,61 +120,164 @@ def test_fold_undoes_every_flip_of_dark_images():
     np.testing.assert_array_equal(attacks.fold(cipher.encrypt(dark[0])), dark[0])
 
 
-def test_advanced_attack_recovers_a_smooth_image_exactly_from_its_first_pixel():
+def test_chang_case_is_bit_identical_to_the_authors_code():
+    """Outputs of their decrypt_diffkey_adv.m run on GNU Octave (see the fixture's "how")."""
+    reference = json.loads(REFERENCE.read_text())
+    assert len(reference["cases"]) >= 5
+    for case in reference["cases"]:
+        encrypted = np.array(case["encrypted"], dtype=np.uint8)[None]
+        first = np.array(case["first_pixel"], dtype=np.uint8)[None]
+        theirs = np.array(case["decoded"], dtype=np.uint8)
+        ours = attacks.advanced_attack(encrypted, first_pixel=first, method="chang_case")[0]
+        np.testing.assert_array_equal(ours, theirs, err_msg=case["name"])
+        variant = attacks.advanced_attack(encrypted, first_pixel=first, method="two_neighbours")[0]
+        assert not np.array_equal(variant, theirs), case["name"]  # the cases tell them apart
+
+
+def test_chang_case_breaks_ties_by_the_last_channel_order():
+    # Every channel order is equally far from the neighbour (10, 10, 10); no flip helps.
+    # Their loops keep the last order of Table 1 that reaches the minimum: BGR.
+    encrypted = np.array([[[[0, 0, 0], [15, 100, 100]]]], dtype=np.uint8)
+    first = np.array([[10, 10, 10]], dtype=np.uint8)
+    authors = attacks.advanced_attack(encrypted, first_pixel=first, method="chang_case")
+    np.testing.assert_array_equal(authors[0, 0], [[10, 10, 10], [100, 100, 15]])
+    variant = attacks.advanced_attack(encrypted, first_pixel=first, method="two_neighbours")
+    np.testing.assert_array_equal(variant[0, 0, 1], [15, 100, 100])  # the first order: RGB
+
+
+def test_chang_case_takes_the_first_pixel_verbatim():
+    encrypted = np.zeros((1, 2, 2, 3), dtype=np.uint8)
+    first = np.array([[141, 195, 241]], dtype=np.uint8)  # not a candidate of (0, 0, 0)
+    out = attacks.advanced_attack(encrypted, first_pixel=first, method="chang_case")
+    np.testing.assert_array_equal(out[0, 0, 0], [141, 195, 241])
+    # the variant starts from the candidate closest to it instead: 0 or 255 per channel
+    variant = attacks.advanced_attack(encrypted, first_pixel=first, method="two_neighbours")
+    np.testing.assert_array_equal(variant[0, 0, 0], [255, 255, 255])
+
+
+def test_chang_case_compares_with_the_left_pixel_in_row_0_and_the_upper_one_below():
+    """Below the first row each pixel is compared with the pixel above only, so every
+    column is decoded on its own: changing one column's ciphertext (below row 0) changes
+    nothing else. In row 0 a pixel depends only on the pixels to its left. The
+    two-neighbour variant also looks left, so a change spreads to the right."""
+    rng = np.random.default_rng(0)
+    encrypted = rng.integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    first = encrypted[:, 0, 0]
+    changed = encrypted.copy()
+    changed[:, 1:, 3] = rng.integers(0, 256, (1, 7, 3), dtype=np.uint8)
+    before, after = (attacks.advanced_attack(e, first_pixel=first, method="chang_case")
+                     for e in (encrypted, changed))
+    others = [j for j in range(8) if j != 3]
+    np.testing.assert_array_equal(after[:, :, others], before[:, :, others])
+    assert (after[:, 1:, 3] != before[:, 1:, 3]).any()
+    row0 = encrypted.copy()
+    row0[:, 0, 5] = 255 - row0[:, 0, 5]
+    moved = attacks.advanced_attack(row0, first_pixel=first, method="chang_case")
+    np.testing.assert_array_equal(moved[:, 0, :5], before[:, 0, :5])
+    before2, after2 = (attacks.advanced_attack(e, first_pixel=first, method="two_neighbours")
+                       for e in (encrypted, changed))
+    assert (after2[:, 1:, 4:] != before2[:, 1:, 4:]).any()
+
+
+@pytest.mark.parametrize("method", attacks.ADVANCED_METHODS)
+def test_advanced_attack_recovers_a_smooth_image_exactly_from_its_first_pixel(method):
     # Channels far apart and far from 127.5, changing slowly: only the true candidate
     # is close to its decoded neighbours.
     ramp = np.add.outer(np.arange(32), np.arange(32)) // 4            # 0..15
     smooth = np.stack([20 + ramp, 90 + ramp, 180 + ramp], -1).astype(np.uint8)[None]
     cipher = ciphers.make("pixel", shuffle=True, seed=5)
-    decoded = attacks.advanced_attack(cipher.encrypt(smooth), first_pixel=smooth[:, 0, 0])
+    decoded = attacks.advanced_attack(cipher.encrypt(smooth), first_pixel=smooth[:, 0, 0],
+                                      method=method)
     np.testing.assert_array_equal(decoded, smooth)
     # Without the first pixel it is right up to one global transform, which is then
     # applied to every pixel alike.
-    free = attacks.advanced_attack(cipher.encrypt(smooth))
+    free = attacks.advanced_attack(cipher.encrypt(smooth), method=method)
     assert any(np.array_equal(attacks.apply_transforms(free, np.array([t])), smooth)
                for t in range(48))
 
 
+@pytest.mark.parametrize("method", attacks.ADVANCED_METHODS)
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_ciphertext_only_attacks_raise_ssim_on_photographs(photos, shuffle):
+def test_ciphertext_only_attacks_raise_ssim_on_photographs(photos, shuffle, method):
     encrypted = ciphers.make("pixel", shuffle=shuffle, seed=2).encrypt(photos)
     base = mean_ssim(photos, encrypted)
     prior = attacks.colour_prior(photos[:1])  # the whole portrait, shrunk
     assert base < 0.1
     assert mean_ssim(photos, attacks.fold(encrypted)) > base + 0.1
     assert mean_ssim(photos, attacks.advanced_attack(
-        encrypted, shuffle, first_pixel=photos[:, 0, 0])) > base + 0.1
-    assert mean_ssim(photos, attacks.advanced_attack(encrypted, shuffle, prior=prior)) > base + 0.1
+        encrypted, shuffle, first_pixel=photos[:, 0, 0], method=method)) > base + 0.1
+    assert mean_ssim(photos, attacks.advanced_attack(
+        encrypted, shuffle, prior=prior, method=method)) > base + 0.1
 
 
+@pytest.mark.parametrize("method", attacks.ADVANCED_METHODS)
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_ciphertext_only_attacks_raise_ssim_on_real_cifar(cifar, photos, shuffle):
+def test_ciphertext_only_attacks_raise_ssim_on_real_cifar(cifar, photos, shuffle, method):
     encrypted = ciphers.make("pixel", shuffle=shuffle, seed=4).encrypt(cifar)
     base = mean_ssim(cifar, encrypted)
     prior = attacks.colour_prior(photos)  # fitted on other photographs
     assert base < 0.1
     assert mean_ssim(cifar, attacks.fold(encrypted)) > base + 0.1
-    assert mean_ssim(cifar, attacks.advanced_attack(encrypted, shuffle, prior=prior)) > base + 0.1
     assert mean_ssim(cifar, attacks.advanced_attack(
-        encrypted, shuffle, first_pixel=cifar[:, 0, 0])) > base + 0.1
+        encrypted, shuffle, prior=prior, method=method)) > base + 0.1
+    assert mean_ssim(cifar, attacks.advanced_attack(
+        encrypted, shuffle, first_pixel=cifar[:, 0, 0], method=method)) > base + 0.1
 
 
-# ---------------------------------------------------------------- the table
-def test_security_table_has_every_scheme_and_attack(photos):
-    report = attacks.security_table(photos[:6], prior_images=photos, key_seed=0, n_examples=2)
+# ---------------------------------------------------------------- the report
+def test_security_table_covers_every_encrypting_configuration_and_attack(photos):
+    report = security.security_table(photos[:6], prior_images=photos, key_seed=0, n_examples=2)
     table = report.table
-    assert len(table) == len(attacks.CONFIGURATIONS) * len(attacks.ATTACKS)
-    assert set(table["attack"]) == set(attacks.ATTACKS)
+    names = [c.name for c in ciphers.configurations() if c.name != "plain"]
+    assert list(dict.fromkeys(table["configuration"])) == names
+    assert len(table) == len(names) * len(security.ATTACKS)
+    assert list(table["attack"][:len(security.ATTACKS)]) == list(security.ATTACKS)
     assert (table["n_images"] == 6).all()
     chosen = table[table["attack"] == "chosen plaintext"]
     assert (chosen["exact_images"] == 1.0).all() and (chosen["ssim"] == 1.0).all()
     assert (chosen["chosen_images"] >= 1).all()
     pixel_keys = chosen[chosen["scheme"].str.startswith(("pixel", "tanaka"))]["key_fraction"]
     assert (pixel_keys == 1.0).all()
+    etc = table[table["configuration"] == "etc"]
+    assert (etc["key_space_log10"] == 216.0).all()  # distinct encryptions, 10^215.97
+    # the keys are the pipeline's: one independent key per configuration
     assert set(report.examples) == set(table["scheme"])
+    expected = ciphers.make_for_configuration("pixel_shuffle", 0).encrypt(photos[:2])
+    np.testing.assert_array_equal(report.examples["pixel (step 2+3)"]["none (encrypted)"], expected)
     assert report.examples["pixel (step 2)"]["fold"].shape == (2, 32, 32, 3)
-    fig = attacks.plot_examples(report.examples)
-    assert len(fig.axes) == len(report.examples) * (len(attacks.ATTACKS) + 1)
+    fig = security.plot_examples(report.examples)
+    assert len(fig.axes) == len(report.examples) * (len(security.ATTACKS) + 1)
+    markdown = security.report_markdown(table)
+    assert markdown.count("\n| pixel (step 2) |") == len(security.ATTACKS)
+    assert "| advanced (Chang & Case), true first pixel |" in markdown
+
+
+def test_security_table_picks_up_a_new_scheme(toy_scheme, photos):
+    report = security.security_table(photos[:2], key_seed=0, n_examples=1,
+                                     configurations=["pixel", "toy"])
+    assert set(report.table["configuration"]) == {"pixel", "toy"}
+    assert "toy" in [c.name for c in security.attacked_configurations((32, 32))]
+    toy = report.table[report.table["configuration"] == "toy"].set_index("attack")
+    assert toy.loc["chosen plaintext", "exact_images"] == 1.0
+
+
+def test_security_files(photos, tmp_path):
+    report = security.security_table(photos[:2], key_seed=0, n_examples=1, configurations=["pixel"])
+    csv, md, png = security.write_report(report, tmp_path / "out")
+    assert csv.read_text().splitlines()[0].startswith("configuration,scheme,attack,n_images,ssim")
+    assert md.read_text().startswith("Attacks scored on 2 CIFAR-10 test images")
+    assert png.stat().st_size > 1000
+
+
+def test_the_one_markdown_table_writer():
+    from ppdnn.markdown import markdown_table
+
+    rows = [{"name": "a", "value": 1}, {"name": "b", "value": 22}]
+    assert markdown_table(rows) == "| name | value |\n| --- | --- |\n| a | 1 |\n| b | 22 |\n"
+    assert markdown_table(rows, {"value": "Value (%)"}, align={"value": "right"}) == \
+        "| Value (%) |\n| ---: |\n| 1 |\n| 22 |\n"
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(rows, align={"value": "up"})
 
 
 # ---------------------------------------------------------------- bad input
@@ -190,6 +300,8 @@ def test_bad_arguments_raise_clear_errors():
         attacks.score(images, images[:1])
     with pytest.raises(ValueError, match="first_pixel"):
         attacks.advanced_attack(images, first_pixel=images[:1, 0, 0])
+    with pytest.raises(ValueError, match="method must be one of"):
+        attacks.advanced_attack(images, method="left_only")
     with pytest.raises(ValueError, match="bins"):
         attacks.colour_prior(images, bins=10)
     with pytest.raises(ValueError, match="shape"):

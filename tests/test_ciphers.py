@@ -1,20 +1,27 @@
-"""Tests of ppdnn.ciphers: exactness, round trips, keys, errors and the augmentation property."""
+"""Tests of ppdnn.ciphers: one shared property checker run on every registered configuration
+and on a toy scheme defined in this file; then each scheme's exactness, keys, key files,
+errors, key spaces and the augmentation property."""
 import base64
 import functools
+import hashlib
 import json
 import math
 import os
+import pkgutil
 import stat
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from ppdnn import ciphers, files
-from ppdnn.ciphers import PERMUTATIONS, EtcCipher, PixelCipher, TanakaCipher
+from ppdnn import ciphers, cli, files
+from toy_scheme import define_toy_scheme
+from ppdnn.ciphers import PERMUTATIONS, EtcCipher, PixelCipher, TanakaCipher, engine, keyfile
 
-CONFIGS = [pytest.param(s, sh, id=f"{s}{'+shuffle' if sh else ''}")
-           for s, sh in ciphers.CONFIGURATIONS]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def random_images(shape=(32, 32), n=6, seed=0):
@@ -39,6 +46,189 @@ def untouched(shape, dy, dx):
 def photo():
     from ppdnn.figures import sample_photo
     return sample_photo(64)
+
+
+# ---------------------------------------------------------------- a toy scheme, in one file
+@pytest.fixture
+def toy_scheme():
+    """The toy scheme, registered for one test and removed afterwards."""
+    assert "toy" not in ciphers.schemes()
+    toy = define_toy_scheme()
+    yield toy
+    ciphers.unregister("toy")
+    assert "toy" not in ciphers.schemes()
+
+
+@pytest.fixture(params=[c.name for c in ciphers.configurations()] + ["toy"])
+def configuration(request) -> ciphers.Configuration:
+    """Every registered configuration, then the toy scheme's."""
+    if request.param == "toy":
+        request.getfixturevalue("toy_scheme")
+    return ciphers.configuration(request.param)
+
+
+# ---------------------------------------------------------------- the shared property checker
+def check_configuration(config: ciphers.Configuration, tmp_path, photo) -> None:
+    """Every property a scheme's configuration must have: round trips (numpy, torch, single
+    images, other sizes, a real photograph), the torch-only path used on GPUs, determinism,
+    the key file round trip and clear errors for images of the wrong size."""
+    cls = config.cipher_class
+
+    def make(shape=(32, 32), seed=0):
+        return ciphers.make(config.scheme, shape, seed=seed, **config.options)
+
+    cipher = make()
+    assert cipher.configuration == config.name and cipher.scheme == config.scheme
+
+    # round trips, numpy and torch (a non-contiguous view, as in training)
+    x = random_images(n=7)
+    y = cipher.encrypt(x)
+    assert y.dtype == np.uint8 and y.shape == x.shape
+    assert (cipher.decrypt(y) == x).all()
+    assert (cipher.encrypt(x[0]) == y[0]).all()
+    if cipher.key_space_log10 > 0:
+        assert (y != x).mean() > 0.45
+    t = torch.from_numpy(x).permute(0, 3, 1, 2)
+    ty = cipher.encrypt(t)
+    assert ty.dtype == torch.uint8 and ty.shape == t.shape
+    assert (ty.permute(0, 2, 3, 1).numpy() == y).all()
+    assert torch.equal(cipher.decrypt(ty), t)
+    assert cipher.encrypt(np.zeros((0, 32, 32, 3), np.uint8)).shape == (0, 32, 32, 3)
+    for shape in ((8, 12), (12, 8)) if cls.block_aligned else ((5, 7), (8, 12)):
+        other = make(shape, seed=4)
+        xs = random_images(shape, n=3)
+        assert (other.decrypt(other.encrypt(xs)) == xs).all()
+    big = make(photo.shape[:2], seed=5)
+    assert (big.decrypt(big.encrypt(photo)) == photo).all()
+
+    # the torch-only path (taken for CUDA tensors), checked on CPU tensors
+    flat = t.contiguous().reshape(len(x), -1)
+    for direction, expected in (("encrypt", y), ("decrypt", cipher.decrypt(x))):
+        out = engine.apply_torch(cipher.table(direction, channels_first=True), flat, {})
+        assert (out.reshape(t.shape).permute(0, 2, 3, 1).numpy() == expected).all()
+        assert out.data_ptr() != flat.data_ptr()  # never aliases the input
+
+    # determinism: the same seed gives the same key, another seed (or OS entropy) another
+    again = make()
+    assert again.fingerprint == cipher.fingerprint and (again.encrypt(x) == y).all()
+    if cipher.key_space_log10 > 0:
+        assert (make(seed=1).encrypt(x) != y).any()
+        assert make(seed=None).fingerprint != make(seed=None).fingerprint
+
+    # the key file round trip
+    path = cipher.save(tmp_path / config.name / "key.json")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert os.listdir(path.parent) == ["key.json"]
+    body = json.loads(path.read_text())
+    assert body["scheme"] == config.scheme and body["shape"] == [32, 32] and "provenance" not in body
+    loaded = ciphers.load(path, scheme=config.scheme, shape=(32, 32))
+    assert type(loaded) is cls and loaded.configuration == config.name
+    assert loaded.fingerprint == cipher.fingerprint and (loaded.encrypt(x) == y).all()
+    assert loaded.key_space_log10 == cipher.key_space_log10
+
+    # wrong shapes: clear one-line errors
+    with pytest.raises(ValueError, match="for this key"):
+        cipher.encrypt(random_images((16, 16), n=1))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        cipher.encrypt(torch.from_numpy(x))  # channels last given as a tensor
+    with pytest.raises(ValueError, match=r"\(32, 32\) images, not \(64, 64\)"):
+        ciphers.load(path, shape=(64, 64))
+    if cls.block_aligned:
+        with pytest.raises(ValueError, match="divisible by 4"):
+            make((30, 30))
+
+
+def test_every_configuration_and_a_toy_scheme_have_every_property(configuration, tmp_path, photo):
+    check_configuration(configuration, tmp_path, photo)
+
+
+# ---------------------------------------------------------------- the registry
+def test_configurations_are_those_of_params_yaml_in_table_order():
+    declared = yaml.safe_load((REPO / "params.yaml").read_text())["ciphers"]
+    found = {c.name: (c.scheme, c.shuffle) for c in ciphers.configurations()}
+    assert list(found) == declared == ["plain", "pixel", "pixel_shuffle", "tanaka", "etc", "chaotic_rc4"]
+    assert found["pixel_shuffle"] == ("pixel", True) and found["pixel"] == ("pixel", False)
+    assert ciphers.schemes() == ("plain", "pixel", "tanaka", "etc", "chaotic_rc4")
+    assert [c.label for c in ciphers.make_all(key_seed=0)] == [
+        "plain", "pixel (step 2)", "pixel (step 2+3)", "tanaka", "etc", "chaotic_rc4"]
+
+
+def test_every_module_of_the_package_is_imported():
+    for module in pkgutil.iter_modules(ciphers.__path__):
+        assert f"ppdnn.ciphers.{module.name}" in sys.modules
+    for scheme in ciphers.schemes():
+        assert ciphers.scheme_class(scheme).__module__ == f"ppdnn.ciphers.{scheme}"
+
+
+def test_a_new_scheme_appears_everywhere_and_leaves_no_trace(toy_scheme):
+    assert ciphers.schemes()[-1] == "toy" and ciphers.SCHEMES[-1] == "toy"
+    assert ciphers.configurations()[-1] == ciphers.Configuration("toy", "toy", {})
+    assert ciphers.make_all(key_seed=0)[-1].scheme == "toy"
+    rows = [r for r in ciphers.key_space_rows([(32, 32), (5, 5)]) if r["encryption"] == "toy"]
+    assert [r["log10_key_space"] for r in rows] == [
+        round(1024 * (math.log10(3) + 3 * math.log10(256)), 2),
+        round(25 * (math.log10(3) + 3 * math.log10(256)), 2)]
+    assert rows[0]["formula"] == "3^n * 256^(3n)"
+    with pytest.raises(ValueError, match="already registered"):
+        type("OtherToy", (ciphers.Cipher,), {"scheme": "toy", "__module__": "elsewhere"})
+
+
+def test_cli_round_trip_with_a_scheme_defined_in_a_test(toy_scheme, tmp_path, capsys):
+    key, src, enc, dec = (tmp_path / n for n in ("key.json", "in.npz", "enc.npz", "dec.npz"))
+    images = random_images(n=4)
+    np.savez(src, images=images)
+    assert cli.main(["keygen", str(key), "--scheme", "toy"]) == 0, capsys.readouterr().err
+    assert ciphers.load(key).scheme == "toy"
+    assert cli.main(["encrypt", "--key", str(key), str(src), str(enc)]) == 0, capsys.readouterr().err
+    assert cli.main(["decrypt", "--key", str(key), str(enc), str(dec)]) == 0, capsys.readouterr().err
+    with np.load(enc) as encrypted, np.load(dec) as decrypted:
+        assert (encrypted["images"] == ciphers.load(key).encrypt(images)).all()
+        assert (decrypted["images"] == images).all()
+
+
+def test_unregister_unknown_scheme():
+    with pytest.raises(ValueError, match="not registered"):
+        ciphers.unregister("nope")
+
+
+# ---------------------------------------------------------------- independent keys per configuration
+def test_each_configuration_gets_its_own_key_from_one_key_seed(tmp_path):
+    step2 = ciphers.make_for_configuration("pixel", key_seed=0)
+    step23 = ciphers.make_for_configuration("pixel_shuffle", key_seed=0)
+    # with one seed for both (the old way), steps 2 and 2+3 shared their flip mask
+    assert (ciphers.make("pixel", seed=0).flip == ciphers.make("pixel", shuffle=True, seed=0).flip).all()
+    assert 0.4 < (step2.flip == step23.flip).mean() < 0.6  # independent bits agree half the time
+    assert step23.configuration == "pixel_shuffle"
+    # deterministic, and documented: the first 8 bytes of sha256("<name>:<key_seed>")
+    assert ciphers.make_for_configuration("pixel", 0).fingerprint == step2.fingerprint
+    assert ciphers.make_for_configuration("pixel", 1).fingerprint != step2.fingerprint
+    expected = int.from_bytes(hashlib.sha256(b"pixel_shuffle:0").digest()[:8], "big")
+    assert ciphers.derive_seed("pixel_shuffle", 0) == expected
+    assert step23.fingerprint == ciphers.make("pixel", shuffle=True, seed=expected).fingerprint
+    # the derivation is written into the key file, under its checksum
+    path = step23.save(tmp_path / "k.json")
+    provenance = ciphers.load(path).provenance
+    assert provenance["configuration"] == "pixel_shuffle" and provenance["key_seed"] == 0
+    assert provenance["derived_seed"] == expected
+    _edit(path, lambda b: b["provenance"].update(key_seed=1))
+    with pytest.raises(ValueError, match="checksum"):
+        ciphers.load(path)
+    with pytest.raises(ValueError, match="unknown cipher configuration"):
+        ciphers.make_for_configuration("pixel_step3", 0)
+    with pytest.raises(ValueError, match="key_seed"):
+        ciphers.derive_seed("pixel", None)
+
+
+def test_keys_without_provenance_keep_their_bytes_and_load(tmp_path):
+    """Key files written before provenance existed: no field, no change in bytes."""
+    cipher = ciphers.make("tanaka", seed=3)
+    path = cipher.save(tmp_path / "k.json")
+    body = json.loads(path.read_text())
+    assert list(body) == ["format", "version", "scheme", "shape", "key", "sha256"]
+    assert ciphers.load(path).provenance is None
+    explicit = cipher.save(tmp_path / "p.json", provenance={"note": "test"})
+    assert ciphers.load(explicit).provenance == {"note": "test"}
+    assert ciphers.load(explicit).fingerprint == cipher.fingerprint  # not part of the key
 
 
 # ---------------------------------------------------------------- Table 1
@@ -91,68 +281,18 @@ def test_step2_then_step3():
     assert (cipher.encrypt(x) == expected).all()
 
 
-# ---------------------------------------------------------------- round trips
-@pytest.mark.parametrize("scheme,shuffle", CONFIGS)
-def test_round_trip_random_images_numpy_and_torch(scheme, shuffle):
-    cipher = ciphers.make(scheme, shuffle=shuffle, seed=0)
-    x = random_images(n=7)
-    y = cipher.encrypt(x)
-    assert y.dtype == np.uint8 and y.shape == x.shape
-    assert (cipher.decrypt(y) == x).all()
-    assert (cipher.encrypt(x[0]) == y[0]).all()  # a single (H, W, 3) image
-    if scheme != "plain":
-        assert (y != x).mean() > 0.45
-    t = torch.from_numpy(x).permute(0, 3, 1, 2)  # a non-contiguous view, as in training
-    ty = cipher.encrypt(t)
-    assert ty.dtype == torch.uint8 and ty.shape == t.shape
-    assert (ty.permute(0, 2, 3, 1).numpy() == y).all()
-    assert torch.equal(cipher.decrypt(ty), t)
-
-
-def test_empty_batches():
-    cipher = ciphers.make("tanaka", seed=0)
-    assert cipher.encrypt(np.zeros((0, 32, 32, 3), np.uint8)).shape == (0, 32, 32, 3)
-    assert cipher.decrypt(torch.zeros(0, 3, 32, 32, dtype=torch.uint8)).shape == (0, 3, 32, 32)
-
-
-@pytest.mark.parametrize("scheme,shuffle", CONFIGS)
-def test_round_trip_real_photo(scheme, shuffle, photo):
-    cipher = ciphers.make(scheme, shape=photo.shape[:2], shuffle=shuffle, seed=5)
-    assert (cipher.decrypt(cipher.encrypt(photo)) == photo).all()
-
-
-@pytest.mark.parametrize("scheme,shuffle", CONFIGS)
-def test_round_trip_non_square_sizes(scheme, shuffle):
-    shape = (8, 12) if scheme in ("tanaka", "etc") else (5, 7)
-    cipher = ciphers.make(scheme, shape=shape, shuffle=shuffle, seed=4)
-    x = random_images(shape, n=3)
-    assert (cipher.decrypt(cipher.encrypt(x)) == x).all()
-
-
+# ---------------------------------------------------------------- round trips on real data and GPUs
 def test_round_trip_real_cifar_images(real_cifar):
     images = real_cifar["test_images"][::500]
     assert images.shape == (20, 32, 32, 3)
-    for cipher in ciphers.make_all(seed=9):
+    for cipher in ciphers.make_all(key_seed=9):
         assert (cipher.decrypt(cipher.encrypt(images)) == images).all(), cipher
 
 
-@pytest.mark.parametrize("scheme,shuffle", CONFIGS)
-def test_torch_ops_path_used_on_gpus_matches_numpy(scheme, shuffle):
-    """The torch-only code path (taken for CUDA tensors) checked on CPU tensors."""
-    cipher = ciphers.make(scheme, shuffle=shuffle, seed=0)
-    x = random_images(n=5)
-    flat = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().reshape(5, -1)
-    for direction, expected in (("encrypt", cipher.encrypt(x)), ("decrypt", cipher.decrypt(x))):
-        table = cipher._tables[direction][1]
-        out = ciphers._apply_torch(table, flat, {}).reshape(5, 3, 32, 32)
-        assert (out.permute(0, 2, 3, 1).numpy() == expected).all()
-        assert out.data_ptr() != flat.data_ptr()  # never aliases the input
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-@pytest.mark.parametrize("scheme,shuffle", CONFIGS)
-def test_torch_on_gpu_matches_numpy(scheme, shuffle):
-    cipher = ciphers.make(scheme, shuffle=shuffle, seed=0)
+@pytest.mark.parametrize("name", [c.name for c in ciphers.configurations()])
+def test_torch_on_gpu_matches_numpy(name):
+    cipher = ciphers.make_for_configuration(name, key_seed=0)
     x = random_images(n=5)
     t = torch.from_numpy(x).permute(0, 3, 1, 2).cuda()
     ty = cipher.encrypt(t)
@@ -217,35 +357,7 @@ def test_chaotic_rc4_scrambles_whole_pixels_then_xors_the_keystream():
     assert sorted(map(tuple, scrambled)) == sorted(map(tuple, x.reshape(-1, 3)))
 
 
-# ---------------------------------------------------------------- determinism
-@pytest.mark.parametrize("scheme,shuffle", CONFIGS)
-def test_same_seed_same_key_and_output_different_seed_different(scheme, shuffle):
-    x = random_images()
-    a, b = (ciphers.make(scheme, shuffle=shuffle, seed=42) for _ in range(2))
-    assert (a.encrypt(x) == b.encrypt(x)).all()
-    assert a._key_material().keys() == b._key_material().keys()
-    if scheme != "plain":
-        assert (ciphers.make(scheme, shuffle=shuffle, seed=43).encrypt(x) != a.encrypt(x)).any()
-        assert (ciphers.make(scheme, shuffle=shuffle).encrypt(x)
-                != ciphers.make(scheme, shuffle=shuffle).encrypt(x)).any()  # OS entropy
-
-
 # ---------------------------------------------------------------- key files
-@pytest.mark.parametrize("scheme,shuffle", CONFIGS)
-def test_key_file_round_trip_private_and_atomic(scheme, shuffle, tmp_path):
-    cipher = ciphers.make(scheme, shuffle=shuffle, seed=7)
-    path = cipher.save(tmp_path / "keys" / "key.json")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert os.listdir(path.parent) == ["key.json"]
-    body = json.loads(path.read_text())
-    assert body["scheme"] == scheme and body["shape"] == [32, 32] and body["version"] == 1
-    loaded = ciphers.load(path, scheme=scheme, shape=(32, 32))
-    assert type(loaded) is type(cipher) and loaded.shape == cipher.shape
-    x = random_images()
-    assert (loaded.encrypt(x) == cipher.encrypt(x)).all()
-    assert loaded.key_space_log10 == cipher.key_space_log10
-
-
 def test_save_refuses_to_replace_a_key_unless_asked(tmp_path):
     path = ciphers.make("pixel", seed=1).save(tmp_path / "k.json")
     with pytest.raises(FileExistsError, match="overwrite"):
@@ -254,12 +366,15 @@ def test_save_refuses_to_replace_a_key_unless_asked(tmp_path):
     assert (ciphers.load(path).flip == ciphers.make("pixel", seed=2).flip).all()
 
 
-def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
-    def broken_replace(src, dst):
+@pytest.mark.parametrize("overwrite,last_step", [(False, "link"), (True, "replace")])
+def test_failed_save_leaves_no_file(tmp_path, monkeypatch, overwrite, last_step):
+    """A save that fails at its last step (putting the finished file in place) leaves
+    nothing behind: no key, no temporary file."""
+    def broken(src, dst):
         raise OSError("disk full")
-    monkeypatch.setattr(files.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, last_step, broken)
     with pytest.raises(OSError, match="disk full"):
-        ciphers.make("tanaka", seed=1).save(tmp_path / "k.json")
+        ciphers.make("tanaka", seed=1).save(tmp_path / "k.json", overwrite=overwrite)
     assert os.listdir(tmp_path) == []
 
 
@@ -305,7 +420,7 @@ def test_load_damaged_key_material_with_valid_checksum(tmp_path):
     key = np.zeros(96, np.int64)  # not a permutation
     body["key"]["key"]["base64"] = base64.b64encode(key.tobytes()).decode()
     del body["sha256"]
-    body["sha256"] = ciphers._checksum(body)
+    body["sha256"] = keyfile.checksum(body)
     path.write_text(json.dumps(body))
     with pytest.raises(ValueError, match="damaged.*permutation"):
         ciphers.load(path)
@@ -370,8 +485,6 @@ def test_key_space_formulas():
     assert ciphers.key_space_log10("pixel", shuffle=True) == pytest.approx(
         3 * n * math.log10(2) + n * math.log10(6), rel=1e-12)
     assert ciphers.key_space_log10("tanaka") == pytest.approx(math.lgamma(97) / math.log(10), rel=1e-12)
-    blocks = 64
-    assert ciphers.key_space("etc") == math.factorial(blocks) * 144 ** blocks
     assert ciphers.key_space("plain") == 1
     rows = {r["encryption"]: r["log10_key_space"] for r in ciphers.key_space_rows([(32, 32)])}
     assert rows["Tanaka, Eq. 5 (paper)"] == pytest.approx(
@@ -379,8 +492,28 @@ def test_key_space_formulas():
     assert rows["steps 2+3 (proposed), Eq. 4"] > rows["Tanaka, Eq. 5 (paper)"]  # N(n) >> N_tanaka
 
 
+def test_etc_key_space_counts_distinct_encryptions_not_key_values():
+    """4 rotations x 3 inversions are 12 key values per block but only 8 distinct transforms
+    of a square; with negative-positive and the colour shuffle, 96 distinct block encryptions."""
+    block = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)  # distinct values, none 255 - another
+    distinct = {t.encrypt(block).tobytes() for t in etc_block_transforms()}
+    assert len(etc_block_transforms()) == 144 and len(distinct) == 96
+    assert ciphers.key_space("etc") == math.factorial(64) * len(distinct) ** 64
+    assert ciphers.key_space_log10("etc") == pytest.approx(215.97, abs=0.005)
+    assert ciphers.key_space("etc", (8, 12)) == math.factorial(6) * 96 ** 6
+    rows = {r["encryption"]: r for r in ciphers.key_space_rows([(32, 32)])}
+    assert rows["EtC (4x4 blocks)"]["log10_key_space"] == 215.97
+
+
+def test_key_space_rows_leave_out_block_schemes_for_unaligned_sizes():
+    rows = ciphers.key_space_rows([(30, 30)])
+    assert [r["encryption"] for r in rows] == [
+        "step 2 (negative-positive), Eq. 3", "step 3 (colour shuffle), Eq. 3",
+        "steps 2+3 (proposed), Eq. 4", "chaotic/RC4 (approximation)"]
+
+
 def test_chaotic_key_space_counts_float64_values():
-    assert ciphers._count_floats(1.0, 2.0) == 2 ** 52
+    assert ciphers.count_floats(1.0, 2.0) == 2 ** 52
     assert ciphers.key_space("chaotic_rc4") > 2 ** 128
 
 

@@ -1,14 +1,18 @@
-"""Tests of the `ppdnn keygen|encrypt|decrypt` command line."""
+"""Tests of the `ppdnn keygen|encrypt|decrypt` command line and of ppdnn.errors.run_main."""
+import errno
+import io
 import os
 import stat
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ppdnn import ciphers
+from ppdnn import ciphers, cli, errors, files
 from ppdnn.cli import main
 
 
@@ -25,6 +29,23 @@ def read_images(folder, suffix=".png"):
     return np.stack([np.asarray(Image.open(p)) for p in sorted(folder.glob(f"*{suffix}"))])
 
 
+def png_bytes(width, height, bit_depth=8, colour_type=2, rows=None) -> bytes:
+    """A PNG written by hand: 16-bit RGB (Pillow cannot write it) or a header-only bomb."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    idat = chunk(b"IDAT", zlib.compress(rows)) if rows is not None else b""
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
+
+
+def encrypt(key, *args):
+    return main(["encrypt", "--key", str(key), *map(str, args)])
+
+
+def decrypt(key, *args):
+    return main(["decrypt", "--key", str(key), *map(str, args)])
+
+
 @pytest.fixture
 def key(tmp_path):
     path = tmp_path / "key.json"
@@ -33,6 +54,89 @@ def key(tmp_path):
     return path
 
 
+@pytest.fixture
+def other_key(tmp_path):
+    path = tmp_path / "other.json"
+    assert main(["keygen", str(path), "--size", "8", "8", "--seed", "4"]) == 0
+    return path
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if not line.startswith("ppdnn: warning:")]
+    assert len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+# ------------------------------------------------------------ errors.run_main
+def test_run_main_reports_expected_errors_on_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("PPDNN_DEBUG", raising=False)
+
+    def fail(exc):
+        def func():
+            raise exc
+        return func
+    cases = [
+        (ValueError("bad value\n  on two lines"), "prog: error: bad value on two lines"),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "x.png"),
+         "prog: error: x.png: No such file or directory"),
+        (KeyError("images"), "prog: error: missing key 'images'"),
+        (KeyError("images is not a file in the archive"), "prog: error: images is not a file in the archive"),
+        (Image.DecompressionBombError("Image size too big"), "prog: error: Image size too big"),
+        (errors.PpdnnError(""), "prog: error: PpdnnError"),
+        (MemoryError(), "prog: error: out of memory"),
+    ]
+    for exc, line in cases:
+        assert errors.run_main("prog", fail(exc)) == 1
+        assert capsys.readouterr().err == line + "\n"
+    assert errors.run_main("prog", lambda: None) == 0
+    assert errors.run_main("prog", fail(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == "prog: interrupted\n"
+
+
+def test_run_main_names_unexpected_errors_and_shows_tracebacks_on_request(capsys, monkeypatch):
+    monkeypatch.delenv("PPDNN_DEBUG", raising=False)
+
+    def bug():
+        raise ZeroDivisionError("division by zero")
+    assert errors.run_main("prog", bug) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected ZeroDivisionError" in err
+    assert "--debug" in err and "PPDNN_DEBUG=1" in err
+    assert errors.run_main("prog", bug, debug=True) == 1
+    assert "Traceback" in capsys.readouterr().err
+    monkeypatch.setenv("PPDNN_DEBUG", "1")
+    assert errors.run_main("prog", bug) == 1
+    assert "Traceback" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse's usage errors keep their exit status 2
+        errors.run_main("prog", lambda: sys.exit(2))
+
+
+def test_debug_flag_prints_the_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PPDNN_DEBUG", raising=False)
+    write_images(tmp_path / "plain")
+    args = ["--key", str(tmp_path / "missing.json"), str(tmp_path / "plain"), str(tmp_path / "o")]
+    assert main(["encrypt", *args]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    for argv in (["encrypt", *args, "--debug"], ["--debug", "encrypt", *args]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" in err and err.rstrip().endswith("missing.json does not exist")
+
+
+def test_a_bug_is_one_line_that_says_how_to_see_more(tmp_path, key, capsys, monkeypatch):
+    monkeypatch.delenv("PPDNN_DEBUG", raising=False)
+    write_images(tmp_path / "plain")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal")
+    monkeypatch.setattr(cli.ciphers, "load", broken)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "o") == 1
+    line = one_error_line(capsys)
+    assert "unexpected RuntimeError: internal" in line and "--debug" in line
+
+
+# ------------------------------------------------------------ keygen
 def test_help_explains_the_threat_model():
     result = subprocess.run([sys.executable, "-m", "ppdnn.cli", "--help"],
                             capture_output=True, text=True, check=True)
@@ -45,7 +149,9 @@ def test_help_explains_the_threat_model():
 def test_keygen_writes_a_private_reproducible_key(tmp_path, capsys):
     key = tmp_path / "key.json"
     assert main(["keygen", str(key), "--shuffle", "--size", "8", "8", "--seed", "3"]) == 0
-    assert "log10 key space 107.6" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "log10 key space 107.6" in out
+    assert f"fingerprint {ciphers.load(key).fingerprint}" in out
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     cipher = ciphers.load(key, scheme="pixel", shape=(8, 8))
     assert (cipher.flip == ciphers.make("pixel", (8, 8), shuffle=True, seed=3).flip).all()
@@ -65,61 +171,282 @@ def test_keygen_rejects_bad_parameters(tmp_path, capsys):
         main(["keygen", str(tmp_path / "k.json"), "--scheme", "aes"])
 
 
+def test_keygen_refuses_a_folder_or_an_unwritable_place(tmp_path, capsys):
+    (tmp_path / "keys").mkdir()
+    assert main(["keygen", str(tmp_path / "keys")]) == 1
+    assert "is a folder; give a file name" in one_error_line(capsys)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["keygen", str(tmp_path / "notes.txt" / "k.json")]) == 1
+    assert "notes.txt is a file, not a folder" in one_error_line(capsys)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_scheme_choices_come_from_the_registry(monkeypatch):
+    monkeypatch.setattr(cli.ciphers, "schemes", lambda: ("plain", "pixel", "later_scheme"))
+    args = cli.build_parser().parse_args(["keygen", "k.json", "--scheme", "later_scheme"])
+    assert args.scheme == "later_scheme"
+
+
+# ------------------------------------------------------------ keys
+def test_a_folder_or_an_unreadable_key_is_one_line(tmp_path, capsys, monkeypatch):
+    write_images(tmp_path / "plain")
+    (tmp_path / "keys").mkdir()
+    assert encrypt(tmp_path / "keys", tmp_path / "plain", tmp_path / "o") == 1
+    assert "--key" in (line := one_error_line(capsys)) and "is a folder" in line
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    monkeypatch.setattr(cli.ciphers, "load", denied)
+    assert encrypt(tmp_path / "k.json", tmp_path / "plain", tmp_path / "o") == 1
+    assert one_error_line(capsys).endswith("k.json: Permission denied")
+    assert not (tmp_path / "o").exists()
+
+
+def test_wrong_or_damaged_key(tmp_path, capsys):
+    write_images(tmp_path / "plain")
+    (tmp_path / "k.json").write_text("{broken")
+    assert encrypt(tmp_path / "k.json", tmp_path / "plain", tmp_path / "o") == 1
+    assert "damaged JSON" in capsys.readouterr().err
+    assert encrypt(tmp_path / "none.json", tmp_path / "plain", tmp_path / "o") == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_key_readable_by_others_and_plain_keys_are_warned_about(tmp_path, key, capsys):
+    write_images(tmp_path / "plain")
+    os.chmod(key, 0o644)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "e1") == 0
+    err = capsys.readouterr().err
+    assert f"key file {key} is accessible by group or others (mode 0644)" in err
+    assert f"chmod 600 {key}" in err
+    plain_key = tmp_path / "plain.json"
+    assert main(["keygen", str(plain_key), "--scheme", "plain", "--size", "8", "8"]) == 0
+    assert encrypt(plain_key, tmp_path / "plain", tmp_path / "e2") == 0
+    err = capsys.readouterr().err
+    assert "the output is NOT encrypted" in err and "accessible by group" not in err
+
+
+# ------------------------------------------------------------ round trips
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_folder_round_trip(tmp_path, key, suffix):
     write_images(tmp_path / "plain", suffix=suffix)
     originals = np.stack([np.asarray(Image.open(p).convert("RGB"))
                           for p in sorted((tmp_path / "plain").iterdir())])
-    assert main(["encrypt", "--key", str(key), str(tmp_path / "plain"), str(tmp_path / "enc")]) == 0
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 0
     encrypted = read_images(tmp_path / "enc")
     assert (encrypted == ciphers.load(key).encrypt(originals)).all()
-    assert main(["decrypt", "--key", str(key), str(tmp_path / "enc"), str(tmp_path / "dec")]) == 0
+    assert decrypt(key, tmp_path / "enc", tmp_path / "dec") == 0
     assert (read_images(tmp_path / "dec") == originals).all()
 
 
 def test_single_image_round_trip(tmp_path, key):
     image = write_images(tmp_path, n=1)[0]
-    assert main(["encrypt", "--key", str(key), str(tmp_path / "img0.png"), str(tmp_path / "e.png")]) == 0
-    assert main(["decrypt", "--key", str(key), str(tmp_path / "e.png"), str(tmp_path / "d.png")]) == 0
+    assert encrypt(key, tmp_path / "img0.png", tmp_path / "e.png") == 0
+    assert decrypt(key, tmp_path / "e.png", tmp_path / "d.png") == 0
     assert (np.asarray(Image.open(tmp_path / "d.png")) == image).all()
-
-
-def test_npz_round_trip_keeps_other_arrays(tmp_path, key):
-    rng = np.random.default_rng(1)
-    images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
-    labels = np.arange(5)
-    np.savez(tmp_path / "d.npz", images=images, labels=labels)
-    assert main(["encrypt", "--key", str(key), str(tmp_path / "d.npz"), str(tmp_path / "e.npz")]) == 0
-    with np.load(tmp_path / "e.npz") as enc:
-        assert (enc["images"] == ciphers.load(key).encrypt(images)).all()
-        assert (enc["labels"] == labels).all()
-    assert main(["decrypt", "--key", str(key), str(tmp_path / "e.npz"), str(tmp_path / "r.npz")]) == 0
-    with np.load(tmp_path / "r.npz") as restored:
-        assert (restored["images"] == images).all()
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--format", "jpeg", "{plain}", "{out}"], "lossy"),
-    (["{plain}/img0.png", "{tmp}/e.jpg"], "lossy"),
-    (["{plain}/img0.png", "{tmp}/e.webp"], "lossy"),
-    (["{plain}/img0.png", "{tmp}/e.gif"], "must end in"),
-])
-def test_encrypt_refuses_lossy_outputs(tmp_path, key, capsys, args, message):
-    write_images(tmp_path / "plain")
-    paths = {"plain": tmp_path / "plain", "out": tmp_path / "out", "tmp": tmp_path}
-    assert main(["encrypt", "--key", str(key)] + [a.format(**paths) for a in args]) == 1
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("e.*"))
+    (tmp_path / "out").mkdir()  # a single image into an existing folder keeps its name
+    assert encrypt(key, tmp_path / "img0.png", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "img0.png").is_file()
 
 
 def test_decrypt_may_write_jpeg(tmp_path, key):
     write_images(tmp_path / "plain")
-    main(["encrypt", "--key", str(key), str(tmp_path / "plain"), str(tmp_path / "enc")])
-    assert main(["decrypt", "--key", str(key), "--format", "jpeg", str(tmp_path / "enc"),
-                 str(tmp_path / "dec")]) == 0
+    encrypt(key, tmp_path / "plain", tmp_path / "enc")
+    assert decrypt(key, "--format", "jpeg", tmp_path / "enc", tmp_path / "dec") == 0
     assert len(list((tmp_path / "dec").glob("*.jpg"))) == 3
 
 
+# ------------------------------------------------------------ .npz: no plaintext leaks
+def test_npz_round_trip_keeps_only_listed_label_arrays(tmp_path, key, capsys):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(5)
+    np.savez(tmp_path / "d.npz", images=images, labels=labels)
+    assert encrypt(key, tmp_path / "d.npz", tmp_path / "e.npz", "--keep", "labels") == 0
+    with np.load(tmp_path / "e.npz") as enc:
+        assert sorted(enc.files) == ["images", "labels", "ppdnn_key_fingerprint"]
+        assert (enc["images"] == ciphers.load(key).encrypt(images)).all()
+        assert (enc["labels"] == labels).all()
+        assert str(enc["ppdnn_key_fingerprint"]) == ciphers.load(key).fingerprint
+    assert decrypt(key, tmp_path / "e.npz", tmp_path / "r.npz") == 0
+    with np.load(tmp_path / "r.npz") as restored:
+        assert sorted(restored.files) == ["images", "labels"]  # no fingerprint on plaintext
+        assert (restored["images"] == images).all() and (restored["labels"] == labels).all()
+
+
+def test_npz_arrays_that_would_not_be_encrypted_are_refused(tmp_path, key, capsys):
+    images = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "leak.npz", images=images, nchw=images.transpose(0, 3, 1, 2).copy(),
+             labels=np.arange(3))
+    assert encrypt(key, tmp_path / "leak.npz", tmp_path / "e.npz") == 1
+    line = one_error_line(capsys)
+    assert "'nchw' (uint8 (3, 3, 8, 8))" in line and "'labels'" in line and "--keep" in line
+    assert encrypt(key, tmp_path / "leak.npz", tmp_path / "e.npz", "--keep", "labels") == 1
+    assert "'nchw'" in (line := one_error_line(capsys)) and "'labels'" not in line
+    assert not (tmp_path / "e.npz").exists()
+
+
+@pytest.mark.parametrize("extra, keep, message", [
+    ({"labels": np.arange(3)}, "images", "is image data"),
+    ({"flat": None}, "flat", "only a 1-d integer array with one entry per image"),
+    ({"labels": np.arange(3.0)}, "labels", "'labels' (float64 (3,)) is not one"),
+    ({"labels": np.arange(4)}, "labels", "(3 entries)"),
+    ({"labels": np.arange(3)}, "nope", "has no array 'nope'"),
+])
+def test_keep_accepts_only_label_arrays(tmp_path, key, capsys, extra, keep, message):
+    images = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    extra = {n: images.reshape(-1) if a is None else a for n, a in extra.items()}  # flattened images
+    np.savez(tmp_path / "d.npz", images=images, **extra)
+    assert encrypt(key, tmp_path / "d.npz", tmp_path / "e.npz", "--keep", keep) == 1
+    assert message in one_error_line(capsys)
+    assert not (tmp_path / "e.npz").exists()
+
+
+def test_damaged_or_unsafe_npz_inputs(tmp_path, key, capsys):
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    np.savez(tmp_path / "objects.npz", images=images, meta=np.array([{"a": 1}], dtype=object))
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images)
+    (tmp_path / "truncated.npz").write_bytes(buffer.getvalue()[:200])
+    (tmp_path / "text.npz").write_bytes(b"not a zip")
+    np.savez(tmp_path / "badfield.npz", images=images, ppdnn_key_fingerprint=np.arange(2))
+    cases = [("objects.npz", "array 'meta' holds Python objects"),
+             ("truncated.npz", "truncated.npz is not a valid .npz"),
+             ("text.npz", "text.npz is not a valid .npz"),
+             ("badfield.npz", "field ppdnn_key_fingerprint is damaged")]
+    for name, message in cases:
+        assert encrypt(key, tmp_path / name, tmp_path / "e.npz") == 1, name
+        assert message in one_error_line(capsys), name
+    assert not (tmp_path / "e.npz").exists()
+
+
+# ------------------------------------------------------------ image modes
+def mode_image(path, mode):
+    rng = np.random.default_rng(0)
+    if mode == "RGB;16":
+        rows = b"".join(b"\0" + np.full(8 * 3, 60000, ">u2").tobytes() for _ in range(8))
+        path.write_bytes(png_bytes(8, 8, 16, 2, rows))
+    elif mode == "I;16":
+        Image.fromarray(np.full((8, 8), 60000, np.uint16)).save(path)
+    elif mode == "F":
+        Image.new("F", (8, 8), 0.5).save(path)
+    elif mode == "RGBA":
+        Image.fromarray(rng.integers(0, 256, (8, 8, 4), dtype=np.uint8), "RGBA").save(path)
+    elif mode == "P":
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).convert("P").save(path)
+    else:
+        Image.new(mode, (8, 8)).save(path)
+
+
+@pytest.mark.parametrize("mode, name", [("RGBA", "a.png"), ("L", "a.png"), ("LA", "a.png"),
+                                        ("P", "a.png"), ("1", "a.png"), ("CMYK", "a.jpg")])
+def test_8_bit_non_rgb_images_need_an_explicit_conversion(tmp_path, key, capsys, mode, name):
+    path = tmp_path / name
+    mode_image(path, mode)
+    assert encrypt(key, path, tmp_path / "e.png") == 1
+    line = one_error_line(capsys)
+    assert f"{path} has mode {mode}" in line and "--convert-to-rgb" in line
+    assert not (tmp_path / "e.png").exists()
+    assert encrypt(key, path, tmp_path / "e.png", "--convert-to-rgb") == 0
+    assert decrypt(key, tmp_path / "e.png", tmp_path / "d.png") == 0
+    with Image.open(path) as original:
+        expected = np.asarray(original.convert("RGB"))
+    assert (np.asarray(Image.open(tmp_path / "d.png")) == expected).all()
+
+
+@pytest.mark.parametrize("mode, name, bits", [("RGB;16", "a.png", 16), ("I;16", "a.png", 16),
+                                              ("F", "a.tif", 32)])
+def test_16_bit_and_float_images_are_always_refused(tmp_path, key, capsys, mode, name, bits):
+    path = tmp_path / name
+    mode_image(path, mode)
+    for extra in ([], ["--convert-to-rgb"]):
+        assert encrypt(key, path, tmp_path / "e.png", *extra) == 1
+        line = one_error_line(capsys)
+        assert f"{path} is a {bits}-bit" in line and "would destroy it" in line
+    assert not (tmp_path / "e.png").exists()
+
+
+@pytest.mark.parametrize("limit", [40, 20])  # 8x8 = 64 pixels: Pillow's warning, then its error
+def test_decompression_bombs_are_refused_by_name(tmp_path, key, capsys, monkeypatch, limit):
+    write_images(tmp_path / "plain", n=1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 1
+    line = one_error_line(capsys)
+    assert f"{tmp_path / 'plain' / 'img0.png'} refused as a possible decompression bomb" in line
+
+
+def test_a_huge_image_is_refused_before_decoding(tmp_path, key, capsys):
+    (tmp_path / "huge.png").write_bytes(png_bytes(9000, 9000))  # header only: decoding would fail
+    assert encrypt(key, tmp_path / "huge.png", tmp_path / "e.png") == 1
+    assert "huge.png is 9000x9000 (WxH) but the key is for 8x8 images" in one_error_line(capsys)
+
+
+def test_multi_frame_images_are_refused(tmp_path, key, capsys):
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("black", "white")]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])
+    assert encrypt(key, tmp_path / "anim.png", tmp_path / "e.png") == 1
+    assert "anim.png has 2 frames" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------ fingerprints
+def test_encrypted_images_carry_the_key_fingerprint_and_decrypted_ones_none(tmp_path, key):
+    write_images(tmp_path / "plain", n=1)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 0
+    with Image.open(tmp_path / "enc" / "img0.png") as im:
+        assert im.info["ppdnn-key-fingerprint"] == ciphers.load(key).fingerprint
+    assert decrypt(key, tmp_path / "enc", tmp_path / "dec") == 0
+    with Image.open(tmp_path / "dec" / "img0.png") as im:
+        assert "ppdnn-key-fingerprint" not in im.info
+
+
+def test_wrong_key_missing_fingerprint_and_double_encryption_are_refused(tmp_path, key, other_key, capsys):
+    write_images(tmp_path / "plain")
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 0
+    capsys.readouterr()
+    assert decrypt(other_key, tmp_path / "enc", tmp_path / "d1") == 1
+    line = one_error_line(capsys)
+    assert "img0.png was encrypted with another key" in line and "(and 2 more)" in line
+    assert decrypt(key, tmp_path / "plain", tmp_path / "d2") == 1
+    assert "not encrypted by ppdnn, or the fingerprint was stripped" in one_error_line(capsys)
+    assert encrypt(key, tmp_path / "enc", tmp_path / "e2") == 1
+    assert "already carries a ppdnn key fingerprint" in one_error_line(capsys)
+    assert not any((tmp_path / d).exists() for d in ("d1", "d2", "e2"))
+    # an encrypted .npz too
+    np.savez(tmp_path / "d.npz", images=np.zeros((2, 8, 8, 3), np.uint8))
+    assert encrypt(key, tmp_path / "d.npz", tmp_path / "e.npz") == 0
+    assert decrypt(other_key, tmp_path / "e.npz", tmp_path / "r.npz") == 1
+    assert "e.npz was encrypted with another key" in one_error_line(capsys)
+    assert decrypt(key, tmp_path / "d.npz", tmp_path / "r.npz") == 1
+    assert "d.npz carries no ppdnn key fingerprint" in one_error_line(capsys)
+    assert encrypt(key, tmp_path / "e.npz", tmp_path / "e2.npz") == 1
+    assert "already carries" in one_error_line(capsys)
+    assert not (tmp_path / "r.npz").exists() and not (tmp_path / "e2.npz").exists()
+
+
+def test_force_overrides_a_fingerprint_check_with_a_warning(tmp_path, key, other_key, capsys):
+    write_images(tmp_path / "plain", n=1)
+    encrypt(key, tmp_path / "plain", tmp_path / "enc")
+    capsys.readouterr()
+    assert decrypt(other_key, tmp_path / "enc", tmp_path / "dec", "--force") == 0
+    assert "warning: " in (err := capsys.readouterr().err) and "encrypted with another key" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "jpeg", "{plain}", "{out}"], "lossy"),
+    (["{plain}/img0.png", "{tmp}/e.jpg"], "lossy"),
+    (["{plain}/img0.png", "{tmp}/e.webp"], "lossy"),
+    (["{plain}/img0.png", "{tmp}/e.bmp"], "cannot carry the key fingerprint"),
+    (["{plain}/img0.png", "{tmp}/e.tiff"], "cannot carry the key fingerprint"),
+    (["{plain}/img0.png", "{tmp}/e.txt"], "must end in .png"),
+])
+def test_encrypted_output_is_png_or_npz_only(tmp_path, key, capsys, args, message):
+    write_images(tmp_path / "plain")
+    paths = {"plain": tmp_path / "plain", "out": tmp_path / "out", "tmp": tmp_path}
+    assert encrypt(key, *[a.format(**paths) for a in args]) == 1
+    assert message in one_error_line(capsys)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("e.*"))
+
+
+# ------------------------------------------------------------ inputs and outputs
 def test_transform_errors(tmp_path, key, capsys):
     write_images(tmp_path / "small", size=(4, 4))
     cases = [
@@ -127,41 +454,108 @@ def test_transform_errors(tmp_path, key, capsys):
         (["{tmp}/small", "{tmp}/o"], "key is for 8x8"),
         (["{tmp}/empty", "{tmp}/o"], "no .png"),
         (["{tmp}/notes.txt", "{tmp}/o.png"], "not a folder"),
-        (["{tmp}/bad.npz", "{tmp}/o.npz"], "cannot read"),
-        (["{tmp}/other.npz", "{tmp}/o.npz"], "no uint8 array"),
+        (["{tmp}/bad.npz", "{tmp}/o.npz"], "not a valid .npz"),
+        (["{tmp}/other.npz", "{tmp}/o.npz"], "no uint8 image array"),
         (["{tmp}/other.npz", "{tmp}/o.png"], "needs an .npz output"),
+        (["{tmp}/corrupt.png", "{tmp}/o.png"], "cannot read image"),
+        (["{tmp}/small", "{tmp}/o.png"], "OUTPUT must be a folder"),
     ]
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("hi")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     np.savez(tmp_path / "other.npz", x=np.zeros((2, 4, 4, 3), np.uint8))
     for args, message in cases:
-        assert main(["encrypt", "--key", str(key)] + [a.format(tmp=tmp_path) for a in args]) == 1, args
-        assert message in capsys.readouterr().err, args
+        assert encrypt(key, *[a.format(tmp=tmp_path) for a in args]) == 1, args
+        assert message in one_error_line(capsys), args
     assert not list(tmp_path.glob("o")) + list(tmp_path.glob("o.*"))
 
 
-def test_wrong_or_damaged_key(tmp_path, capsys):
-    write_images(tmp_path / "plain")
-    (tmp_path / "k.json").write_text("{broken")
-    assert main(["encrypt", "--key", str(tmp_path / "k.json"), str(tmp_path / "plain"),
-                 str(tmp_path / "o")]) == 1
-    assert "damaged JSON" in capsys.readouterr().err
-    assert main(["encrypt", "--key", str(tmp_path / "none.json"), str(tmp_path / "plain"),
-                 str(tmp_path / "o")]) == 1
-    assert "does not exist" in capsys.readouterr().err
+def test_every_input_is_checked_before_anything_is_written(tmp_path, key, capsys):
+    write_images(tmp_path / "plain", n=3)
+    Image.new("RGBA", (8, 8)).save(tmp_path / "plain" / "z_alpha.png")
+    Image.new("L", (8, 8)).save(tmp_path / "plain" / "z_grey.png")
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 1
+    line = one_error_line(capsys)
+    assert "z_alpha.png has mode RGBA" in line and "(and 1 more file(s) with problems)" in line
+    assert not (tmp_path / "enc").exists()
+
+
+def test_output_equal_to_input_or_key_is_refused_even_with_force(tmp_path, key, capsys):
+    originals = write_images(tmp_path / "plain")
+    np.savez(tmp_path / "d.npz", images=originals)
+    cases = [(tmp_path / "plain" / "img0.png", tmp_path / "plain" / "img0.png"),
+             (tmp_path / "plain", tmp_path / "plain"),
+             (tmp_path / "plain", tmp_path / "." / "plain"),
+             (tmp_path / "d.npz", tmp_path / "d.npz")]
+    for source, target in cases:
+        assert encrypt(key, source, target, "--force") == 1
+        assert "never replaces its input" in one_error_line(capsys)
+    assert (read_images(tmp_path / "plain") == originals).all()
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["img0.png", "img1.png", "img2.png"]
+    key_npz = tmp_path / "key.npz"
+    key_npz.write_bytes(key.read_bytes())
+    assert encrypt(key_npz, tmp_path / "d.npz", key_npz, "--force") == 1
+    assert "is the key" in one_error_line(capsys)
+    assert key_npz.read_bytes() == key.read_bytes()
 
 
 def test_outputs_are_not_overwritten_without_force(tmp_path, key, capsys):
     write_images(tmp_path / "plain")
-    args = ["encrypt", "--key", str(key), str(tmp_path / "plain"), str(tmp_path / "enc")]
-    assert main(args) == 0
-    assert main(args) == 1 and "--force" in capsys.readouterr().err
-    assert main(args + ["--force"]) == 0
+    args = [tmp_path / "plain", tmp_path / "enc"]
+    assert encrypt(key, *args) == 0
+    assert encrypt(key, *args) == 1 and "--force" in capsys.readouterr().err
+    assert encrypt(key, *args, "--force") == 0
+    assert "--force: will replace 3 existing file(s)" in capsys.readouterr().err
+    (tmp_path / "enc" / "img0.png").unlink()
+    (tmp_path / "enc" / "img0.png").mkdir()  # never replaced, not even with --force
+    assert encrypt(key, *args, "--force") == 1
+    assert "is a folder; it is never replaced" in one_error_line(capsys)
 
 
 def test_stem_clash_is_refused(tmp_path, key, capsys):
     write_images(tmp_path / "plain", n=1, suffix=".png")
     write_images(tmp_path / "plain", n=1, suffix=".jpg")
-    assert main(["encrypt", "--key", str(key), str(tmp_path / "plain"), str(tmp_path / "enc")]) == 1
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 1
     assert "share a name stem" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_is_found_before_any_input_is_read(tmp_path, key, capsys, monkeypatch):
+    write_images(tmp_path / "plain")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(files.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(cli, "read_image", lambda *a, **k: pytest.fail("input read first"))
+    assert encrypt(key, tmp_path / "plain", tmp_path / "ro" / "enc") == 1
+    assert f"cannot write to {tmp_path / 'ro' / 'enc'}: Read-only file system" in one_error_line(capsys)
+    assert not (tmp_path / "ro").exists()
+
+
+def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, key, capsys, monkeypatch):
+    write_images(tmp_path / "plain", n=4)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("the user's")
+    saved = []
+    real_save = Image.Image.save
+
+    def disk_full_on_third(self, fp, *args, **kwargs):
+        if len(saved) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        saved.append(fp)
+        return real_save(self, fp, *args, **kwargs)
+    monkeypatch.setattr(Image.Image, "save", disk_full_on_third)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "out" / "enc") == 1
+    assert one_error_line(capsys).endswith("img2.png: No space left on device")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mine.txt"]  # no enc/, no temp files
+
+
+def test_write_files_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
+    (tmp_path / "b").write_bytes(b"someone else's")
+    with pytest.raises(FileExistsError, match="nothing was replaced"):
+        files.write_files([(tmp_path / "new" / "a", lambda f: f.write(b"1")),
+                           (tmp_path / "b", lambda f: f.write(b"2"))])
+    assert (tmp_path / "b").read_bytes() == b"someone else's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # a and new/ removed again
+    files.write_files([(tmp_path / "b", lambda f: f.write(b"2"))], overwrite=True)
+    assert (tmp_path / "b").read_bytes() == b"2"

@@ -1,14 +1,16 @@
 """ppdnn.data: both CIFAR-10 sources, the cache, the manifest and every error."""
 import io
 import json
+import struct
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ppdnn import data
+from ppdnn import data, errors
 
 SMALL = {"train": 4, "test": 2}  # images per class in the fake archives
 
@@ -138,7 +140,7 @@ def assert_no_cache(cache: Path):
 @pytest.mark.parametrize("case, needle", [
     ("truncated", "corrupt or truncated"),
     ("corrupt_image", "cannot decode image 'train/cat/bad.jpg'"),
-    ("wrong_size", "has shape (16, 16, 3)"),
+    ("wrong_size", "is 16x16 pixels, expected 32x32"),
     ("missing_split", "split 'test' is missing"),
     ("unknown_class", "unknown class folder 'unicorn'"),
     ("missing_class", "lacks classes ['truck']"),
@@ -202,13 +204,115 @@ def test_a_failed_rebuild_keeps_no_stale_manifest_of_a_partial_write(png_archive
     prepare_small(archive, cache)
 
     def disk_full(*args, **kwargs):
-        raise OSError("No space left on device")
-    monkeypatch.setattr(data.np, "savez", disk_full)
-    with pytest.raises(OSError):
-        prepare_small(archive, cache)
+        raise OSError(28, "No space left on device")
+    with monkeypatch.context() as patch:
+        patch.setattr(data.np, "savez", disk_full)
+        with pytest.raises(data.DataError, match=r"cannot write .*train.npz: No space left on device"):
+            prepare_small(archive, cache)
     assert_no_cache(cache)  # the old manifest is gone, so the half-old cache cannot be loaded
     with pytest.raises(FileNotFoundError):
         data.load(cache)
+    prepare_small(archive, cache)  # the interrupted cache is still recognised as ours
+    assert data.load(cache)["train_images"].shape == (40, 32, 32, 3)
+    assert sorted(p.name for p in cache.iterdir()) == ["manifest.json", "test.npz", "train.npz"]
+
+
+def header_only_png(width, height, bit_depth=8, colour_type=2) -> bytes:
+    """A PNG that declares its size but holds no pixels: what a decompression bomb looks like
+    to Image.open, without the memory."""
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("member, payload, needle", [
+    # above twice Pillow's pixel limit (its error) and between once and twice (only its warning)
+    ("train/cat/bomb.png", header_only_png(20000, 20000), "'train/cat/bomb.png' in {archive} refused as a possible decompression bomb"),
+    ("train/cat/bomb1.png", header_only_png(10000, 10000, 1, 0), "'train/cat/bomb1.png' in {archive} refused as a possible decompression bomb"),
+    ("train/cat/huge.png", b"\0" * (data.MAX_MEMBER_BYTES + 1), "{archive}: member 'train/cat/huge.png' is 4194305 bytes"),
+], ids=["pillow-error", "pillow-warning", "huge-member"])
+def test_bombs_inside_the_archive_are_refused_by_member(tmp_path, member, payload, needle):
+    archive = tmp_path / "bad.tar"
+    make_archive(archive, per_class={"train": 1, "test": 1}, extra={member: payload})
+    with pytest.raises(data.DataError) as err:
+        data.prepare(source="archive", archive=archive, cache_dir=tmp_path / "c",
+                     expected_counts=None, workers=1)
+    assert needle.format(archive=archive) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "c").exists()
+
+
+def test_source_errors_are_one_line_and_name_the_path(tmp_path, monkeypatch):
+    (tmp_path / "archive.tar").mkdir()
+    with pytest.raises(data.DataError, match=r"archive.tar is a folder; give the tar"):
+        data.prepare(source="archive", archive=tmp_path / "archive.tar", cache_dir=tmp_path / "c")
+    with pytest.raises(data.DataError, match=r"archive.tar is a folder"):
+        data.read_archive(tmp_path / "archive.tar")
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Dataset not found\nor corrupted")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(data.DataError) as err:
+        data.prepare(source="torchvision", root=tmp_path / "raw", cache_dir=tmp_path / "c")
+    assert "\n" not in str(err.value) and "Dataset not found or corrupted" in str(err.value)
+    assert "\n" not in data.no_source_message("raw", "missing.tar", reason="x")
+
+
+def test_data_errors_are_one_line_through_run_main(tmp_path, capsys):
+    (tmp_path / "archive.tar").write_bytes(b"just bytes")
+    status = errors.run_main("ppdnn.pipeline data", lambda: data.prepare(
+        source="archive", archive=tmp_path / "archive.tar", cache_dir=tmp_path / "c"))
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1
+    assert err.startswith(f"ppdnn.pipeline data: error: {tmp_path / 'archive.tar'}: corrupt or truncated archive")
+
+
+def test_a_cache_folder_holding_user_files_is_refused_untouched(png_archive, tmp_path):
+    archive, _ = png_archive
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "train.npz").write_bytes(b"my own data")
+    (user / "thesis.tex").write_text("years of work")
+    with pytest.raises(data.DataError, match=r"mine holds files that are not a CIFAR-10 cache of ppdnn \(thesis.tex, train.npz\)"):
+        prepare_small(archive, user)
+    assert (user / "train.npz").read_bytes() == b"my own data"
+    assert sorted(p.name for p in user.iterdir()) == ["thesis.tex", "train.npz"]
+    (user / "manifest.json").write_text('{"someone": "else"}')  # not our manifest either
+    with pytest.raises(data.DataError, match="not a CIFAR-10 cache"):
+        data.write_cache({}, user, {})
+    (tmp_path / "empty").mkdir()  # an empty folder or our own previous cache is fine
+    prepare_small(archive, tmp_path / "empty")
+    prepare_small(archive, tmp_path / "empty")
+
+
+def test_a_cache_path_that_is_a_file_is_named(png_archive, tmp_path):
+    archive, _ = png_archive
+    (tmp_path / "cache").write_text("a file")
+    with pytest.raises(data.DataError, match=r"cache folder .*cache is a file"):
+        prepare_small(archive, tmp_path / "cache")
+    with pytest.raises(data.DataError, match=r"cache folder .*cache is a file"):
+        data.load(tmp_path / "cache")
+    assert (tmp_path / "cache").read_text() == "a file"
+
+
+@pytest.mark.parametrize("damage, needle", ids=["manifest-list", "manifest-not-utf8", "float-images",
+                                                 "label-out-of-range"], argvalues=[
+    (lambda c: (c / "manifest.json").write_text("[]"), "manifest.json: damaged manifest"),
+    (lambda c: (c / "manifest.json").write_bytes(b"\xff\xfe"), "manifest.json: damaged manifest"),
+    (lambda c: np.savez(c / "test.npz", images=np.zeros((20, 32, 32, 3), np.float32),
+                        labels=np.zeros(20, np.int64)), "test.npz: not a CIFAR-10 cache file"),
+    (lambda c: np.savez(c / "test.npz", images=np.zeros((20, 32, 32, 3), np.uint8),
+                        labels=np.full(20, 10)), "test.npz: not a CIFAR-10 cache file"),
+])
+def test_a_damaged_cache_is_one_clear_data_error(png_archive, tmp_path, damage, needle):
+    archive, _ = png_archive
+    cache = tmp_path / "cache"
+    prepare_small(archive, cache)
+    damage(cache)
+    with pytest.raises(data.DataError) as err:
+        data.load(cache)
+    assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_real_cifar10_jpeg_archive(real_cifar):

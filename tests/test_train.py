@@ -63,8 +63,9 @@ def test_three_epochs_drop_the_lr_twice_at_half_and_three_quarters():
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
-def test_fast_recipe_schedule_is_a_triangle():
-    config = train.TrainConfig.from_recipe("fast")
+@pytest.mark.parametrize("recipe", ["fast", "cpu"])
+def test_one_cycle_recipes_schedule_a_triangle(recipe):
+    config = train.TrainConfig.from_recipe(recipe, epochs=3)
     steps, total = 97, 97 * config.epochs
     lrs = np.array([train.learning_rate(config, s, steps) for s in range(total)])
     peak = int(config.warmup_fraction * total)
@@ -110,7 +111,7 @@ def test_tiny_run_beats_chance_and_writes_its_outputs(tmp_path):
 def test_client_augmentation_with_an_identity_cipher_equals_cloud_augmentation(tmp_path):
     class Identity:
         def encrypt(self, x):
-            return x.clone()
+            return x * 1  # a copy, for numpy arrays and tensors alike
 
     config = tiny(epochs=1)
     client = fit(train.dataclasses.replace(config, augment="client"), tmp_path / "client", cipher=Identity())
@@ -145,7 +146,17 @@ def test_cipher_and_augmentation_site_must_agree(tmp_path):
 
 
 # ------------------------------------------------------------------ checkpoints
-def test_a_killed_run_resumes_to_bit_identical_results(tmp_path):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_killed_run_resumes_to_bit_identical_results(tmp_path, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _kill_and_resume(tmp_path)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _kill_and_resume(tmp_path):
     config = tiny(augment="cloud", adaptation="pixel")
     fit(config, tmp_path / "whole")
 
@@ -221,3 +232,104 @@ def test_no_flip_tta_for_augmentation_in_the_client(tmp_path):
                                            num_classes=4, eval_batch_size=100, augment="client")
     metrics = fit(config, tmp_path, cipher=ciphers.make("pixel", shape=TRAIN[0].shape[1:3], seed=0))
     assert "test_acc_tta" not in metrics and 0 <= metrics["test_acc"] <= 1
+
+
+def test_recipes_are_departures_from_the_paper_defaults():
+    assert train.RECIPES["paper"] == {}  # TrainConfig's defaults are the paper's recipe
+    assert train.TrainConfig() == train.TrainConfig.from_recipe("paper")
+    for recipe in train.RECIPES.values():
+        assert "epochs" not in recipe  # how long to train is the profile's business
+    cpu = train.TrainConfig.from_recipe("cpu")
+    assert cpu.nesterov and cpu.label_smoothing == 0.2 and not cpu.eval_every_epoch and not cpu.amp
+
+
+def test_cpu_recipe_evaluates_the_test_set_after_the_last_epoch_only(tmp_path):
+    config = train.TrainConfig.from_recipe("cpu", epochs=2, width=8, batch_size=32, device="cpu",
+                                           num_classes=4, eval_batch_size=100)
+    metrics = fit(config, tmp_path)
+    epochs = pd.read_csv(tmp_path / train.EPOCHS_CSV)
+    assert epochs["test_acc"].isna().tolist() == [True, False]
+    assert metrics["test_acc"] == epochs["test_acc"].iloc[-1]
+
+
+# ------------------------------------------------------------------ reliability
+def test_models_with_a_hazardous_convolution_train_in_nchw_on_cpu():
+    from ppdnn import models
+    assert train.channels_last_hazards(models.build("none", width=4)) == ["classifier.layer2.0.shortcut.0"]
+    assert train.channels_last_hazards(models.build("none", width=8)) == []
+    for adaptation in ("pixel", "block"):  # stride-1 1x1 convs and the 4x4/4 conv are safe
+        assert train.channels_last_hazards(models.build(adaptation, width=16)) == []
+    config = tiny(width=4)
+    assert not train.use_channels_last(config, models.build("none", width=4), torch.device("cpu"))
+    assert train.use_channels_last(config, models.build("none", width=8), torch.device("cpu"))
+
+
+HANG_SCRIPT = """
+import sys, tempfile
+sys.path.insert(0, {tests!r})
+import torch
+torch.set_num_threads({threads})
+from test_train import TRAIN, TEST, tiny
+from ppdnn import train
+metrics = train.run(tiny(width=4, epochs=2), *TRAIN, *TEST, out_dir=tempfile.mkdtemp(), progress=False)
+print("finished", metrics["channels_last"])
+"""
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_configuration_that_hung_onednn_now_finishes(threads):
+    """Width 4 (a 1x1 stride-2 shortcut with 4 input channels) hung (2 threads) or aborted
+    (1 thread) in channels_last on AVX2 CPUs. ONEDNN_MAX_CPU_ISA=AVX2 makes any x86 CPU pick
+    those kernels; run in a subprocess with a timeout so a regression fails, not hangs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = HANG_SCRIPT.format(tests=str(Path(__file__).parent), threads=threads)
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "finished False" in result.stdout
+
+
+def test_a_rerun_with_the_same_seed_is_bit_identical_with_two_threads(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = fit(tiny(epochs=2, adaptation="pixel"), tmp_path / "a")
+        second = fit(tiny(epochs=2, adaptation="pixel"), tmp_path / "b")
+    finally:
+        torch.set_num_threads(before)
+    assert deterministic_part(tmp_path / "a")[0] == deterministic_part(tmp_path / "b")[0]
+    assert first["test_loss"] == second["test_loss"] and first["device"].endswith("2 threads)")
+
+
+def test_a_killed_checkpoint_write_leaves_nothing_behind_after_the_next_start(tmp_path):
+    fit(tiny(epochs=1), tmp_path)
+    stale = [tmp_path / ".checkpoint.pt.abc123.tmp", tmp_path / ".metrics.json.xyz.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    mine = tmp_path / "notes.tmp"
+    mine.write_text("a user's file")
+    fit(tiny(epochs=1), tmp_path)
+    assert not any(p.exists() for p in stale) and mine.exists()
+
+
+def test_an_unwritable_out_dir_is_found_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    calls = []
+    with pytest.raises(OSError, match="cannot write to"):
+        fit(tiny(epochs=1), blocker / "out", on_epoch_end=calls.append)
+    assert calls == []
+
+
+def test_a_stalled_stage_dumps_every_threads_stack():
+    import subprocess
+    import sys
+    script = ("import time\nfrom ppdnn import train\n"
+              "with train.stall_watchdog(0.5):\n    time.sleep(1.6)\nprint('done')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "done" in result.stdout
+    assert "most recent call first" in result.stderr and "time.sleep" not in result.stdout
