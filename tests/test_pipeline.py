@@ -250,3 +250,16 @@ def test_smoke_pipeline_end_to_end_with_a_new_scheme_in_one_file(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     status = json.loads(run(["dvc", "status", "--json"], work, env))
     assert set(status) == {"security"}, status
+
+
+def test_the_readme_shows_the_committed_results_files_verbatim():
+    """The README's tables are copied from results/ by `python -m ppdnn.pipeline readme`,
+    never typed: each included block must equal its file."""
+    import re
+    text = (ROOT / "README.md").read_text()
+    sources = re.findall(r"<!-- include: (\S+) -->", text)
+    assert {"results/quick/table2.md", "results/quick/table3.md", "results/quick/claims.md"} <= set(sources)
+    for source in sources:
+        start, end = tables.readme_block(text, source)
+        assert text[start:end] == (ROOT / source).read_text(), f"README block of {source} is stale: " \
+            "run `python -m ppdnn.pipeline readme`"
