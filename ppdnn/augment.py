@@ -125,13 +125,42 @@ class Augmentation:
             raise ValueError(f"augment={site!r} takes the encrypted training images and cipher=None")
         self.site, self.cipher = site, cipher
 
+    # Everything else that depends on the site is answered here, in one place.
+    @staticmethod
+    def reads_plain(site: str) -> bool:
+        """Whether training at ``site`` reads the plain training images (and the key)."""
+        return site == "client"
+
+    @classmethod
+    def training_images(cls, site: str, plain: dict | None, encrypted: dict) -> tuple:
+        """(images, labels, cipher) that training at ``site`` reads: the plain images and the
+        key in the client (each batch is encrypted after augmentation), else the encrypted
+        images and no key. ``plain`` / ``encrypted``: dicts with train_images/train_labels."""
+        if cls.reads_plain(site):
+            if plain is None:
+                raise ValueError("augmentation in the client needs the plain training images")
+            return plain["train_images"], plain["train_labels"], encrypted["cipher"]
+        return encrypted["train_images"], encrypted["train_labels"], None
+
+    def as_seen(self, train_images):
+        """Training images as the network sees them, encrypted, also when the client
+        augments plain ones: the normalisation statistics and the validation split use them."""
+        return self.cipher.encrypt(train_images) if self.reads_plain(self.site) else train_images
+
+    @property
+    def flip_tta_valid(self) -> bool:
+        """Flip test-time augmentation flips the ciphertext: that is the training
+        distribution only when the cloud augmented encrypted images (client runs saw
+        encrypt(flip(x)) instead)."""
+        return not self.reads_plain(self.site)
+
     def draw(self, n: int, generator: torch.Generator, device=None) -> Offsets | None:
         """This epoch's offsets for ``n`` images (None when nothing is augmented)."""
         return None if self.site == "none" else draw_offsets(n, generator, device=device)
 
     def __call__(self, batch: torch.Tensor, offsets: Offsets | None) -> torch.Tensor:
         """The batch as the network sees it: augmented where this site augments, encrypted."""
-        if self.site == "client":
+        if self.reads_plain(self.site):
             return augment_in_client(batch, self.cipher, offsets=offsets)
         if self.site == "cloud":
             return augment_in_cloud(batch, offsets=offsets)

@@ -87,4 +87,11 @@ def load(path: Path, expected_fingerprint: str, config: dict) -> dict | None:
         what = "; ".join(diffs) if diffs else "same settings but different data or key"
         raise CheckpointError(f"{path} belongs to another configuration ({what}); "
                               "use another out_dir or delete the checkpoint")
+    epoch, epochs = state["epoch"], config.get("epochs")
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs):
+        raise CheckpointError(f"{path}: epoch {epoch!r} is not in 1..{epochs}; the checkpoint is damaged "
+                              "- delete it to start afresh")
+    if not isinstance(state["history"], list) or len(state["history"]) != epoch:
+        raise CheckpointError(f"{path}: history of {len(state['history']) if isinstance(state['history'], list) else '?'} "
+                              f"epochs does not match epoch {epoch}; delete it to start afresh")
     return state

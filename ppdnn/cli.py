@@ -8,12 +8,19 @@ What the command guarantees:
 - all inputs are read and checked before the first output is written, outputs are
   written all or nothing, and nothing the user had is replaced without ``--force``;
 - no image data leaves ``encrypt`` unencrypted, and nothing is converted silently;
-- every encrypted output carries the key's public fingerprint, so decrypting with the
-  wrong key, decrypting what was never encrypted and encrypting twice are refused.
+- every encrypted output carries the key's public, salted fingerprint and an
+  authentication tag over its pixels (:mod:`ppdnn.ciphers.auth`), so decrypting with the
+  wrong key, decrypting what was never encrypted (even if it carries a copied
+  fingerprint), decrypting altered pixels and encrypting twice are refused;
+- only regular files (and symlinks to them) are read or replaced: a FIFO, device or socket
+  is refused, even with ``--force``;
+- temporary files are private (0600) until complete, SIGTERM is handled like Ctrl-C, and
+  what a killed run left (even after SIGKILL) is removed by the next run on that output.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import stat
 import sys
@@ -26,9 +33,11 @@ from typing import Callable
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from ppdnn import ciphers
-from ppdnn.errors import PpdnnError, run_main
-from ppdnn.files import check_writable, write_files
+from ppdnn import ciphers, data
+from ppdnn.ciphers import auth, keyfile
+from ppdnn.errors import PpdnnError, printable, run_main
+from ppdnn.files import (check_regular_input, check_replaceable, check_writable, display, kind_of,
+                         open_regular, remove_stale_temporaries, write_files)
 
 THREAT_MODEL = (
     "Threat model: an honest but curious server stores your images and trains or runs a model "
@@ -43,8 +52,13 @@ LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp", ".jp2", ".jpx", ".heic", ".avif")
 NO_FINGERPRINT_SUFFIXES = (".bmp", ".tif", ".tiff", ".gif", ".ppm", ".tga")
 DECRYPTED_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
                      ".tif": "TIFF", ".tiff": "TIFF"}
-FINGERPRINT_TEXT = "ppdnn-key-fingerprint"   # PNG text chunk of an encrypted image
-FINGERPRINT_FIELD = "ppdnn_key_fingerprint"  # 0-d string array in an encrypted .npz
+# The PNG text chunks of an encrypted image and the 0-d string fields of an encrypted
+# .npz: one name each, the pipeline's (older files' names are still read, never written).
+FINGERPRINT_FIELD = auth.FINGERPRINT_FIELD
+TAG_FIELD = auth.TAG_FIELD
+MARK_FIELDS = (FINGERPRINT_FIELD, TAG_FIELD, *auth.LEGACY_FINGERPRINT_FIELDS)
+SEED_WARNING = ("a seeded key is only as secret as its seed: anyone who guesses or scans "
+                "--seed values can decrypt; omit --seed for a secret key from OS entropy")
 # 8-bit modes --convert-to-rgb may turn into RGB, and what that loses.
 CONVERTIBLE_MODES = {"1": "black and white", "L": "8-bit grey", "LA": "8-bit grey with alpha",
                      "P": "palette", "PA": "palette with alpha", "RGBA": "RGB with alpha",
@@ -68,7 +82,12 @@ class CliError(PpdnnError):
 
 
 def warn(message: str) -> None:
-    print(f"ppdnn: warning: {message}", file=sys.stderr)
+    print(printable(f"ppdnn: warning: {message}"), file=sys.stderr)
+
+
+def say(message: str) -> None:
+    """Print a result line; a file name that is not UTF-8 cannot make it fail."""
+    print(printable(message))
 
 
 # ------------------------------------------------------------ keygen
@@ -83,7 +102,7 @@ def add_keygen(sub) -> None:
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(32, 32),
                    help="image height and width the key is for (default: 32 32)")
     p.add_argument("--seed", type=int, default=None,
-                   help="reproducible key for experiments; omit for a key from OS entropy")
+                   help="reproducible key for experiments, NOT a secret: " + SEED_WARNING)
     p.add_argument("--force", action="store_true", help="replace an existing key file")
     add_debug(p)
     p.set_defaults(func=run_keygen)
@@ -91,21 +110,26 @@ def add_keygen(sub) -> None:
 
 def run_keygen(args) -> None:
     if args.key.is_dir():
-        raise CliError(f"key path {args.key} is a folder; give a file name, e.g. {args.key / 'key.json'}")
+        raise CliError(f"key path {display(args.key)} is a folder; give a file name, e.g. "
+                       f"{display(args.key / 'key.json')}")
     check_writable(args.key.parent)
+    check_replaceable(args.key)  # a device, FIFO or socket is never replaced, even with --force
+    remove_stale_temporaries(args.key.parent)
     cipher = ciphers.make(args.scheme, shape=tuple(args.size), shuffle=args.shuffle, seed=args.seed)
     cipher.save(args.key, overwrite=args.force)
-    print(f"wrote {args.key}: {cipher.label}, {cipher.shape[0]}x{cipher.shape[1]} images, "
-          f"log10 key space {cipher.key_space_log10:.1f}, fingerprint {cipher.fingerprint}"
-          + ("" if args.seed is None else f", seed {args.seed} (reproducible, not secret)"))
+    if args.seed is not None:
+        warn(SEED_WARNING)
+    say(f"wrote {display(args.key)}: {cipher.label}, {cipher.shape[0]}x{cipher.shape[1]} images, "
+        f"log10 key space {cipher.key_space_log10:.1f}, fingerprint {KeyCheck(cipher).fingerprint}"
+        + ("" if args.seed is None else f", seed {args.seed} (reproducible, not secret)"))
 
 
 def load_key(path: Path, encrypting: bool):
     """The key at ``path``, with ssh-like warnings about a key others can read."""
     if path.is_dir():
-        raise CliError(f"--key {path} is a folder; pass the key file from `ppdnn keygen` "
-                       f"(e.g. {path / 'key.json'})")
-    cipher = ciphers.load(path)
+        raise CliError(f"--key {display(path)} is a folder; pass the key file from `ppdnn keygen` "
+                       f"(e.g. {display(path / 'key.json')})")
+    cipher = ciphers.load(path)  # the key file reader refuses a FIFO or device by name
     mode = stat.S_IMODE(os.stat(path).st_mode)
     if mode & 0o077:
         warn(f"key file {path} is accessible by group or others (mode {mode:04o}); whoever can "
@@ -113,6 +137,52 @@ def load_key(path: Path, encrypting: bool):
     if encrypting and cipher.scheme == "plain":
         warn(f"{path} is a 'plain' key: the output is NOT encrypted, only copied")
     return cipher
+
+
+class KeyCheck:
+    """This call's salted fingerprint of a key, the tags it makes, and the verdict on what
+    an input carries (see :mod:`ppdnn.ciphers.auth`)."""
+
+    def __init__(self, cipher):
+        self.material = keyfile.material_bytes(cipher.scheme, cipher.shape, cipher.key_material())
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """One salted fingerprint per call (~0.1 s to make, and to check a guess against)."""
+        if self._fingerprint is None:
+            self._fingerprint = auth.fingerprint(self.material)
+        return self._fingerprint
+
+    def marks(self, payload: bytes) -> dict[str, str]:
+        """The fields an encrypted output carries: fingerprint and tag over ``payload``."""
+        return {FINGERPRINT_FIELD: self.fingerprint,
+                TAG_FIELD: auth.tag(self.material, payload, self.fingerprint)}
+
+    def identifies(self, fingerprint: str) -> bool:
+        """Whether ``fingerprint`` is of this key: salted, or the unsalted form older
+        versions (and the pipeline's data sets) wrote."""
+        if auth.is_fingerprint(fingerprint):
+            return auth.fingerprint_matches(fingerprint, self.material)
+        return fingerprint == self.legacy_fingerprint
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        body = self.material[len(b"ppdnn-key-material\0"):]
+        return hashlib.sha256(b"ppdnn-key-fingerprint\0" + body).hexdigest()[:16]
+
+    def problem(self, marks: dict, payload: Callable[[], bytes]) -> str | None:
+        """None if ``marks`` prove the input was encrypted with this key and is intact, else
+        which check failed: "missing", "other key", "untagged" or "forged"."""
+        fingerprint = marks.get(FINGERPRINT_FIELD)
+        if fingerprint is None:
+            return "missing"
+        if not self.identifies(fingerprint):
+            return "other key"
+        if TAG_FIELD not in marks or not auth.is_fingerprint(fingerprint):
+            return "untagged"
+        ok = auth.check_tag(self.material, payload(), fingerprint, marks[TAG_FIELD])
+        return None if ok else "forged"
 
 
 # ------------------------------------------------------------ encrypt / decrypt
@@ -126,14 +196,16 @@ def add_transform(sub, name: str) -> None:
             "OUTPUT is a folder, an image file or an .npz to match. Every input is read and "
             "checked before anything is written, and nothing is replaced without --force. "
             + ("Images must be 8-bit RGB (see --convert-to-rgb). Encrypted images are written "
-               "as PNG carrying the key's public fingerprint (a text chunk; a field in an "
-               ".npz), so that decrypting with another key is caught: lossy formats would "
+               "as PNG carrying the key's public, salted fingerprint and an authentication "
+               "tag over the pixels (text chunks key_fingerprint and key_tag; fields of an "
+               ".npz), so that decrypting with another key, or what was not encrypted with "
+               "this key, or was altered afterwards, is caught: lossy formats would "
                "destroy decryptability and BMP/TIFF cannot carry the fingerprint. In an .npz "
                "every uint8 array of shape (N, H, W, 3) for the key's H, W is encrypted; any "
                "other array is refused unless kept with --keep. "
                if encrypting else
-               "Inputs must carry the fingerprint of this key (written by `ppdnn encrypt`); "
-               "the output carries none. In an .npz every uint8 array of shape (N, H, W, 3) "
+               "Inputs must carry the fingerprint of this key and a valid authentication tag "
+               "(written by `ppdnn encrypt`); the output carries neither. In an .npz every uint8 array of shape (N, H, W, 3) "
                "is decrypted and the other arrays are copied. ")
             + THREAT_MODEL))
     p.add_argument("input", type=Path, help="folder, image file or .npz")
@@ -150,7 +222,8 @@ def add_transform(sub, name: str) -> None:
                    help="replace existing output files; " + (
                        "encrypt inputs that already carry a key fingerprint (encrypting twice)"
                        if encrypting else
-                       "decrypt inputs without this key's fingerprint (gives noise if the key is wrong)")
+                       "decrypt inputs without this key's fingerprint or a valid tag (gives noise "
+                       "if the key is wrong)")
                    + "; each override is warned about")
     add_debug(p)
     p.set_defaults(func=run_transform, direction=name)
@@ -160,8 +233,12 @@ def run_transform(args) -> None:
     encrypting = args.direction == "encrypt"
     cipher = load_key(args.key, encrypting)
     if not args.input.exists():
-        raise FileNotFoundError(f"input {args.input} does not exist")
-    if args.input.is_file() and args.input.suffix.lower() == ".npz":
+        raise FileNotFoundError(f"input {display(args.input)} does not exist")
+    if not args.input.is_dir():
+        check_regular_input(args.input, "input")  # a FIFO would block for ever
+    # what a killed run left in the output folder (0600 temporaries, even after SIGKILL)
+    remove_stale_temporaries(args.output if args.output.is_dir() else args.output.parent)
+    if args.input.suffix.lower() == ".npz":
         transform_npz(args, cipher, encrypting)
     else:
         transform_images(args, cipher, encrypting)
@@ -174,39 +251,43 @@ def transform_images(args, cipher, encrypting: bool) -> None:
     refuse_existing(targets, args.force)
     check_writable(targets[0].parent)
 
-    images, fingerprints, problems = [], [], []
+    images, marks, problems = [], [], []
     for path in sources:  # read and check everything before writing anything
         try:
-            image, fingerprint = read_image(path, cipher.shape,
-                                            convert=getattr(args, "convert_to_rgb", False))
+            image, found = read_image(path, cipher.shape, convert=getattr(args, "convert_to_rgb", False))
         except CliError as err:
             problems.append(str(err))
             continue
         images.append(image)
-        fingerprints.append(fingerprint)
+        marks.append(found)
     if problems:
         more = f" (and {len(problems) - 1} more file(s) with problems)" if len(problems) > 1 else ""
         raise CliError(problems[0] + more)
-    check_fingerprints(list(zip(sources, fingerprints)), cipher, args, encrypting)
+    check = KeyCheck(cipher)
+    payloads = [lambda image=image: auth.images_payload([image]) for image in images]
+    check_marks(list(zip(sources, marks, payloads)), check, args, encrypting)
     if not encrypting and any(p.suffix.lower() in LOSSY_SUFFIXES for p in sources):
         warn("decrypting JPEG files: images saved lossily after encryption cannot be recovered exactly")
 
     transform = cipher.encrypt if encrypting else cipher.decrypt
     results = transform(np.stack(images))
-    fingerprint = cipher.fingerprint if encrypting else None  # decrypted output carries none
-    write_files([(target, image_writer(image, target, fingerprint))
-                 for target, image in zip(targets, results)], overwrite=args.force)
-    print(f"{args.direction}ed {len(sources)} image(s) with a {cipher.label} key "
-          f"(fingerprint {cipher.fingerprint}) -> {args.output}")
+    # encrypted outputs carry fingerprint and tag; decrypted ones carry neither
+    outputs = [(target, image_writer(image, target, check.marks(auth.images_payload([image]))
+                                     if encrypting else None))
+               for target, image in zip(targets, results)]
+    write_private(outputs, overwrite=args.force)
+    say(f"{args.direction}ed {len(sources)} image(s) with a {cipher.label} key "
+        f"(fingerprint {check.fingerprint}) -> {display(args.output)}")
 
 
-def image_writer(image: np.ndarray, target: Path, fingerprint: str | None) -> Callable:
+def image_writer(image: np.ndarray, target: Path, marks: dict[str, str] | None) -> Callable:
     """write(f) for :func:`write_files`: ``image`` in the format of ``target``'s suffix, the
-    key fingerprint (if any) in a PNG text chunk."""
+    key fingerprint and tag (if any) in PNG text chunks."""
     options = {}
-    if fingerprint is not None:
+    if marks:
         options["pnginfo"] = PngImagePlugin.PngInfo()
-        options["pnginfo"].add_text(FINGERPRINT_TEXT, fingerprint)
+        for name, value in marks.items():
+            options["pnginfo"].add_text(name, value)
     image_format = DECRYPTED_FORMATS[target.suffix.lower()]
     return lambda f: Image.fromarray(image).save(f, format=image_format, **options)
 
@@ -218,13 +299,16 @@ def plan_image_outputs(args, encrypting: bool) -> tuple[list[Path], list[Path]]:
                        "would destroy decryptability; use png (or an .npz)")
     out_suffix = ".png" if args.format == "png" else ".jpg"
     if args.input.is_dir():
+        # not only regular files: a FIFO or socket named like an image is refused by name
+        # when it is read, rather than skipped without a word
         sources = sorted(p for p in args.input.iterdir()
-                         if p.suffix.lower() in INPUT_SUFFIXES and p.is_file())
+                         if p.suffix.lower() in INPUT_SUFFIXES and not p.is_dir())
         if not sources:
             raise CliError(f"no {'/'.join(INPUT_SUFFIXES)} files in {args.input}")
-        if args.output.exists() and not args.output.is_dir():
+        if os.path.lexists(args.output) and not args.output.is_dir():
+            what = kind_of(os.lstat(args.output).st_mode).replace("a regular file", "a file")
             raise CliError(f"input {args.input} is a folder, so OUTPUT must be a folder; "
-                           f"{args.output} is a file")
+                           f"{args.output} is {what}")
         if not args.output.exists() and args.output.suffix.lower() in (*INPUT_SUFFIXES, ".npz"):
             raise CliError(f"input {args.input} is a folder, so OUTPUT must be a folder, not "
                            f"{args.output}")
@@ -251,8 +335,8 @@ def plan_image_outputs(args, encrypting: bool) -> tuple[list[Path], list[Path]]:
     return [args.input], [target]
 
 
-def read_image(path: Path, shape, convert: bool) -> tuple[np.ndarray, str | None]:
-    """An 8-bit RGB image as (H, W, 3) uint8 and the key fingerprint it carries, or None.
+def read_image(path: Path, shape, convert: bool) -> tuple[np.ndarray, dict[str, str]]:
+    """An 8-bit RGB image as (H, W, 3) uint8 and the marks (fingerprint, tag) it carries.
 
     The size, frame count and mode are checked before the pixels are decoded, so a
     decompression bomb or a huge photo costs nothing; Pillow's bomb warning is an error.
@@ -260,7 +344,7 @@ def read_image(path: Path, shape, convert: bool) -> tuple[np.ndarray, str | None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open_regular(path, "input image") as f, Image.open(f) as im:
                 if im.size != (shape[1], shape[0]):
                     raise CliError(f"{path} is {im.width}x{im.height} (WxH) but the key is for "
                                    f"{shape[1]}x{shape[0]} images")
@@ -270,64 +354,84 @@ def read_image(path: Path, shape, convert: bool) -> tuple[np.ndarray, str | None
                                    "takes single images: save each frame as its own file")
                 check_mode(path, im, convert)
                 im.load()
-                fingerprint = im.info.get(FINGERPRINT_TEXT)
+                marks = {name: value for name, value in im.info.items()
+                         if name in MARK_FIELDS and isinstance(value, str)}
                 image = np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise CliError(f"{path} refused as a possible decompression bomb: {err}") from None
+    except CliError:
+        raise
     except (OSError, ValueError, SyntaxError, EOFError) as err:
+        if isinstance(err, PpdnnError):  # a FIFO or device: its own line says it all
+            raise CliError(str(err)) from None
         reason = err.strerror if isinstance(err, OSError) and err.strerror else err
-        raise CliError(f"cannot read image {path} ({reason})") from None
-    return image, fingerprint if isinstance(fingerprint, str) else None
+        raise CliError(f"cannot read image {display(path)} ({reason})") from None
+    return image, normalised_marks(marks)
+
+
+def normalised_marks(marks: dict[str, str]) -> dict[str, str]:
+    """The marks under today's names (older files wrote the fingerprint under others)."""
+    out = {k: v for k, v in marks.items() if k in (FINGERPRINT_FIELD, TAG_FIELD)}
+    for legacy in auth.LEGACY_FINGERPRINT_FIELDS:
+        if legacy in marks:
+            out.setdefault(FINGERPRINT_FIELD, marks[legacy])
+    return out
 
 
 def check_mode(path: Path, im: Image.Image, convert: bool) -> None:
-    """Refuse what is not 8-bit RGB; with ``convert``, allow the 8-bit modes RGB can hold."""
-    bits = sample_bits(im)
-    if bits > 8 or im.mode.startswith(("I", "F")):
-        raise CliError(f"{path} is a {bits}-bit {im.mode} image, not 8-bit RGB: ppdnn refuses it "
-                       "because clipping it to 8 bits would destroy it; convert it to 8-bit RGB "
-                       "yourself, scaling as you need")
+    """Refuse what is not 8-bit RGB; with ``convert``, allow the 8-bit modes RGB can hold.
+
+    The bit-depth rule is the data stage's (:func:`ppdnn.data.bit_depth_problem`)."""
+    problem = data.bit_depth_problem(im, display(path))
+    if problem:
+        raise CliError(problem)
     if im.mode == "RGB":
         return
     if im.mode not in CONVERTIBLE_MODES:
-        raise CliError(f"{path} has mode {im.mode}, not 8-bit RGB, and ppdnn cannot convert it; "
+        raise CliError(f"{display(path)} has mode {im.mode}, not 8-bit RGB, and ppdnn cannot convert it; "
                        "convert it to 8-bit RGB yourself")
     if not convert:
-        raise CliError(f"{path} has mode {im.mode} ({CONVERTIBLE_MODES[im.mode]}), not 8-bit RGB; "
+        raise CliError(f"{display(path)} has mode {im.mode} ({CONVERTIBLE_MODES[im.mode]}), not 8-bit RGB; "
                        "pass --convert-to-rgb to convert it (see --help for what that loses) "
                        "or convert it yourself")
 
 
-def sample_bits(im: Image.Image) -> int:
-    """Bits per sample of the file; Pillow opens 16-bit RGB(A) PNGs and TIFFs as 8-bit modes."""
-    if im.format == "PNG":
-        rawmodes = [t.args if isinstance(t.args, str) else t.args[0] for t in im.tile]
-        return 16 if any(";16" in r for r in rawmodes) else 8
-    if im.format == "TIFF":
-        bits = im.tag_v2.get(258, 8)  # BitsPerSample, one value per channel
-        return max(bits) if isinstance(bits, tuple) else int(bits)
-    return 8
+def check_marks(found: list[tuple[Path, dict, Callable[[], bytes]]], check: KeyCheck, args,
+                encrypting: bool) -> None:
+    """Refuse encrypting twice, and decrypting what was never encrypted, was encrypted with
+    another key, carries no tag, or whose tag does not match its pixels (forged or altered).
 
-
-def check_fingerprints(found: list[tuple[Path, str | None]], cipher, args, encrypting: bool) -> None:
-    """Refuse encrypting twice, decrypting what was never encrypted or used another key."""
+    ``found``: (input, its marks, a function giving the payload its tag covers)."""
     if encrypting:
-        bad = [(p, fp) for p, fp in found if fp is not None]
+        bad = [(p, m) for p, m, _ in found if FINGERPRINT_FIELD in m]
         if bad:
-            _refuse_unless_forced(args, f"{bad[0][0]} already carries a ppdnn key fingerprint ({bad[0][1]}): "
-                                        f"it is encrypted already{_more(bad)}",
+            _refuse_unless_forced(args, f"{bad[0][0]} already carries a ppdnn key fingerprint "
+                                        f"({bad[0][1][FINGERPRINT_FIELD][:60]}): it is encrypted already{_more(bad)}",
                                   "encrypting twice needs both keys to decrypt, pass --force if you mean it")
         return
-    missing = [p for p, fp in found if fp is None]
-    if missing:
-        _refuse_unless_forced(args, f"{missing[0]} carries no ppdnn key fingerprint: not encrypted by ppdnn, "
-                                    f"or the fingerprint was stripped{_more(missing)}",
-                              "pass --force to decrypt it anyway")
-    other = [(p, fp) for p, fp in found if fp is not None and fp != cipher.fingerprint]
-    if other:
-        _refuse_unless_forced(args, f"{other[0][0]} was encrypted with another key (fingerprint {other[0][1]}, "
-                                    f"key {args.key} has {cipher.fingerprint}){_more(other)}",
-                              "decrypting would give noise: use the key it was encrypted with, or pass --force")
+    verdicts: dict[str, list[Path]] = {}
+    for path, marks, payload in found:
+        problem = check.problem(marks, payload)
+        if problem:
+            verdicts.setdefault(problem, []).append(path)
+    for problem, paths in verdicts.items():
+        _refuse_unless_forced(args, f"{paths[0]} {DECRYPT_PROBLEMS[problem][0]}{_more(paths)}",
+                              DECRYPT_PROBLEMS[problem][1])
+
+
+DECRYPT_PROBLEMS = {  # what a failed check means, and the remedy
+    "missing": ("carries no ppdnn key fingerprint: not encrypted by ppdnn, or the fingerprint "
+                "was stripped", "pass --force to decrypt it anyway"),
+    "other key": ("was encrypted with another key (its fingerprint is not that of this --key)",
+                  "decrypting would give noise: use the key it was encrypted with, or pass --force"),
+    "untagged": ("carries this key's fingerprint but no authentication tag (written by an older "
+                 "ppdnn or the pipeline, or a fingerprint copied onto other data), so ppdnn "
+                 "cannot tell it was encrypted with this key", "pass --force if you trust it"),
+    "forged": ("carries this key's fingerprint but its authentication tag does not match its "
+               "pixels: it was not encrypted with this key, or was altered after encryption "
+               "(a copied fingerprint, tampering, or lossy re-saving)",
+               "decrypting would give noise; pass --force to decrypt it anyway"),
+}
 
 
 def _refuse_unless_forced(args, problem: str, remedy: str) -> None:
@@ -349,7 +453,7 @@ def transform_npz(args, cipher, encrypting: bool) -> None:
     check_writable(args.output.parent)
 
     arrays = read_npz(args.input)
-    fingerprint = pop_fingerprint(arrays, args.input)
+    marks = pop_marks(arrays, args.input)
     expected = (*cipher.shape, 3)
     images = [n for n, a in arrays.items()
               if a.dtype == np.uint8 and a.ndim in (3, 4) and a.shape[-3:] == expected]
@@ -359,20 +463,28 @@ def transform_npz(args, cipher, encrypting: bool) -> None:
     others = [n for n in arrays if n not in images]
     if encrypting:
         check_kept_arrays(args, arrays, images, others)
-    check_fingerprints([(args.input, fingerprint)], cipher, args, encrypting)
+    check = KeyCheck(cipher)
+    check_marks([(args.input, marks, lambda: npz_payload(arrays, images))], check, args, encrypting)
 
     transform = cipher.encrypt if encrypting else cipher.decrypt
     out = {n: transform(a) if n in images else a for n, a in arrays.items()}
-    if encrypting:
-        out[FINGERPRINT_FIELD] = np.array(cipher.fingerprint)
-    write_files([(args.output, lambda f: np.savez(f, **out))], overwrite=args.force)
-    print(f"{args.direction}ed array(s) {', '.join(images)} with a {cipher.label} key "
-          f"(fingerprint {cipher.fingerprint})"
-          + (f", kept {', '.join(others)} unchanged" if others else "") + f" -> {args.output}")
+    if encrypting:  # decrypted outputs carry no marks: pop_marks removed them
+        out.update({k: np.array(v) for k, v in check.marks(npz_payload(out, images)).items()})
+    write_private([(args.output, lambda f: np.savez(f, **out))], overwrite=args.force)
+    say(f"{args.direction}ed array(s) {', '.join(images)} with a {cipher.label} key "
+        f"(fingerprint {check.fingerprint})"
+        + (f", kept {', '.join(others)} unchanged" if others else "") + f" -> {display(args.output)}")
+
+
+def npz_payload(arrays: dict, images: list[str]) -> bytes:
+    """What an .npz's tag covers: its encrypted image arrays, by name."""
+    names = tuple(sorted(images))
+    return auth.images_payload([arrays[n] for n in names], names=names)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an .npz, never unpickling (object arrays are refused, by name)."""
+    check_regular_input(path, "input")  # a FIFO would block for ever
     if not zipfile.is_zipfile(path):
         raise CliError(f"{path} is not a valid .npz (not a zip archive, or truncated)")
     arrays = {}
@@ -391,14 +503,19 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def pop_fingerprint(arrays: dict, path: Path) -> str | None:
-    if FINGERPRINT_FIELD not in arrays:
-        return None
-    field = arrays.pop(FINGERPRINT_FIELD)
-    if field.ndim != 0 or field.dtype.kind != "U":
-        raise CliError(f"{path}: field {FINGERPRINT_FIELD} is damaged (expected a 0-d string, "
-                       f"got {field.dtype} {field.shape})")
-    return str(field[()])
+def pop_marks(arrays: dict, path: Path) -> dict[str, str]:
+    """Remove the fingerprint and tag fields (today's and older names) from ``arrays``;
+    return them under today's names."""
+    found = {}
+    for name in MARK_FIELDS:
+        if name not in arrays:
+            continue
+        field = arrays.pop(name)
+        if field.ndim != 0 or field.dtype.kind != "U":
+            raise CliError(f"{path}: field {name} is damaged (expected a 0-d string, "
+                           f"got {field.dtype} {field.shape})")
+        found[name] = str(field[()])
+    return normalised_marks(found)
 
 
 def check_kept_arrays(args, arrays: dict, images: list[str], others: list[str]) -> None:
@@ -430,6 +547,20 @@ def describe(arrays: dict) -> str:
 
 
 # -- outputs
+def write_private(outputs: list[tuple[Path, Callable]], overwrite: bool) -> list[Path]:
+    """:func:`write_files` with every file private (0600) until all are in place: finished
+    temporaries wait for the others, and may hold plaintext. Then the outputs get the mode
+    the umask gives new files. A kill in between leaves them 0600, never readable by others."""
+    mask = os.umask(0o077)
+    try:
+        paths = write_files(outputs, overwrite=overwrite)
+    finally:
+        os.umask(mask)
+    for path in paths:
+        os.chmod(path, 0o666 & ~mask)
+    return paths
+
+
 def refuse_replacing_inputs(args, sources: list[Path], targets: list[Path]) -> None:
     """An output may never be an input or the key, not even with --force: they may be the
     only copy the user has. Nor may a folder be written into itself."""
@@ -451,6 +582,8 @@ def refuse_existing(targets: list[Path], force: bool) -> None:
     folders = [t for t in existing if t.is_dir()]
     if folders:
         raise CliError(f"output {folders[0]} is a folder; it is never replaced")
+    for target in existing:  # a device, FIFO, socket: never replaced, even with --force
+        check_replaceable(target)
     if not force:
         raise FileExistsError(f"{len(existing)} output file(s) exist, e.g. {existing[0]}; "
                               "pass --force to replace them")

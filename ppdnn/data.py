@@ -5,12 +5,18 @@ Sources
   ``CIFAR10(download=True)`` (md5-checked), or an existing ``cifar-10-batches-py`` folder.
 - ``archive``: a folder-per-class tar / tar.gz (``train/<class>/*.jpg|png``,
   ``test/<class>/*``), e.g. the public JPEG copy of CIFAR-10.
-- ``auto``: the archive if the file exists, else torchvision.
+- ``auto``: the archive if the file exists, else torchvision (saying which archive path
+  was not found).
 
 The cache is one uncompressed ``.npz`` per split (``images`` (N, 32, 32, 3) uint8,
 ``labels`` (N,) int64) and ``manifest.json`` (source kind and checksum, counts per class,
 per-channel mean/std). Every file is written under a temporary name and renamed, and
-the manifest last, so an interrupted run never leaves a cache that looks complete.
+the manifest last, so an interrupted run never leaves a cache that looks complete; the
+temporary files are 0600 and the next run removes what a killed one left
+(``files.remove_stale_temporaries``).
+
+Images follow the CLI's rules (:func:`bit_depth_problem`): more than 8 bits per sample
+(16-bit PNG or TIFF, 32-bit integer or float modes) is refused, never clipped.
 
 The data stage never destroys what a user had: it writes only into a new or empty folder,
 or over its own cache (recognised by its manifest, or by the ``.ppdnn-cache-incomplete``
@@ -24,6 +30,7 @@ import io
 import json
 import multiprocessing
 import os
+import sys
 import tarfile
 import warnings
 import zipfile
@@ -36,7 +43,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import PpdnnError, one_line
-from .files import atomic_write
+from .files import (TEMP_PREFIX, atomic_write, check_regular_input, display, open_regular,
+                    remove_stale_temporaries)
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -59,7 +67,7 @@ class DataError(PpdnnError, RuntimeError):
 # ---------------------------------------------------------------- small helpers
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "file") as f:  # a FIFO would block for ever
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -83,6 +91,34 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return means, stds
 
 
+# ---------------------------------------------------------------- image rules (shared with the CLI)
+def sample_bits(im: Image.Image) -> int:
+    """Bits per sample of the file; Pillow opens 16-bit RGB(A) PNGs and TIFFs as 8-bit modes."""
+    if im.format == "PNG":
+        rawmodes = [t.args if isinstance(t.args, str) else t.args[0] for t in im.tile]
+        return 16 if any(";16" in str(r) for r in rawmodes) else 8
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, 8)  # BitsPerSample, one value per channel
+        return max(bits) if isinstance(bits, tuple) else int(bits)
+    if im.mode.startswith(("I", "F")):
+        return 16 if im.mode.startswith("I;16") else 32
+    return 8
+
+
+def bit_depth_problem(im: Image.Image, name: str) -> str | None:
+    """Why ``im`` (opened, not yet decoded) may not become 8-bit RGB, or None.
+
+    More than 8 bits per sample is refused everywhere (CLI and data stage alike): clipping
+    to 8 bits would destroy the image (a 16-bit PNG would become nearly all 255).
+    """
+    bits = sample_bits(im)
+    if bits > 8 or im.mode.startswith(("I", "F")):
+        return (f"{name} is a {bits}-bit {im.mode} image, not 8-bit RGB: ppdnn refuses it "
+                "because clipping it to 8 bits would destroy it; convert it to 8-bit RGB "
+                "yourself, scaling as you need")
+    return None
+
+
 # ---------------------------------------------------------------- archive source
 def _decode_chunk(items: list[tuple[str, int, bytes]], archive: Path) -> np.ndarray:
     with warnings.catch_warnings():
@@ -98,6 +134,9 @@ def _decode(name: str, payload: bytes, archive: Path) -> np.ndarray:
             if img.size != expected:  # checked before decoding: a bomb costs nothing
                 raise DataError(f"image {name!r} in {archive} is {img.width}x{img.height} "
                                 f"pixels, expected {expected[0]}x{expected[1]}")
+            problem = bit_depth_problem(img, f"image {name!r} in {archive}")
+            if problem:
+                raise DataError(problem)
             return np.asarray(img.convert("RGB"))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"image {name!r} in {archive} refused as a possible decompression bomb: "
@@ -119,8 +158,9 @@ def read_archive(archive: str | os.PathLike, workers: int | None = None
     if archive.is_dir():
         raise DataError(f"CIFAR-10 archive {archive} is a folder; give the tar or tar.gz file "
                         "(params.yaml: data.archive)")
-    if not archive.is_file():
+    if not archive.exists():
         raise FileNotFoundError(f"CIFAR-10 archive not found: {archive}")
+    check_regular_input(archive, "CIFAR-10 archive")  # a FIFO would block for ever
     members: dict[str, list[tuple[str, int, bytes]]] = {s: [] for s in SPLITS}
     try:
         with tarfile.open(archive) as tar:
@@ -172,9 +212,10 @@ def read_archive(archive: str | os.PathLike, workers: int | None = None
 
 
 # ---------------------------------------------------------------- torchvision source
-def read_torchvision(root: str | os.PathLike, download: bool = True
-                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The canonical CIFAR-10 python archive via torchvision (md5-checked)."""
+def read_torchvision(root: str | os.PathLike, download: bool = True,
+                     archive: str | os.PathLike | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The canonical CIFAR-10 python archive via torchvision (md5-checked); ``archive``: the
+    folder-per-class archive that was looked for first, named if this fails too."""
     from torchvision.datasets import CIFAR10
 
     out = {}
@@ -182,7 +223,7 @@ def read_torchvision(root: str | os.PathLike, download: bool = True
         try:
             ds = CIFAR10(root=str(root), train=(split == "train"), download=download)
         except Exception as exc:
-            raise DataError(no_source_message(root, None, reason=f"{type(exc).__name__}: {one_line(exc)}")) from None
+            raise DataError(no_source_message(root, archive, reason=f"{type(exc).__name__}: {one_line(exc)}")) from None
         if tuple(ds.classes) != CLASSES:
             raise DataError(f"{root}: unexpected class list {ds.classes}")
         out[split] = (np.ascontiguousarray(ds.data, dtype=np.uint8),
@@ -242,7 +283,7 @@ def check_cache_dir(cache_dir: str | os.PathLike) -> None:
         return
     if not cache_dir.is_dir():
         raise DataError(f"cache folder {cache_dir} is a file; give a folder for the CIFAR-10 cache")
-    entries = sorted(p.name for p in cache_dir.iterdir())
+    entries = sorted(p.name for p in cache_dir.iterdir() if not p.name.startswith(TEMP_PREFIX))
     if not entries or (cache_dir / INCOMPLETE_MARKER).is_file() or _is_cache_manifest(cache_dir / MANIFEST):
         return
     raise DataError(f"cache folder {cache_dir} holds files that are not a CIFAR-10 cache of ppdnn "
@@ -253,8 +294,9 @@ def check_cache_dir(cache_dir: str | os.PathLike) -> None:
 
 def _is_cache_manifest(path: Path) -> bool:
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
+        with open_regular(path, "manifest") as f:
+            manifest = json.loads(f.read().decode())
+    except (OSError, ValueError, RecursionError):
         return False
     return (isinstance(manifest, dict) and "format_version" in manifest
             and manifest.get("classes") == list(CLASSES))
@@ -268,6 +310,7 @@ def write_cache(splits, cache_dir: str | os.PathLike, source: dict) -> dict:
     marker = cache_dir / INCOMPLETE_MARKER
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(cache_dir)  # what a killed run left (even after kill -9)
         marker.touch()  # marks the folder as our cache while the manifest is absent
         (cache_dir / MANIFEST).unlink(missing_ok=True)  # the cache is incomplete until we finish
     except OSError as exc:
@@ -302,15 +345,19 @@ def prepare(source: str = "auto", archive: str | os.PathLike | None = None,
         raise ValueError(f"unknown data source {source!r}: use 'auto', 'archive' or 'torchvision'")
     check_cache_dir(cache_dir)  # before minutes of decoding, not after
     if source == "auto":
-        source = "archive" if archive and Path(archive).is_file() else "torchvision"
+        source = "archive" if archive and os.path.exists(archive) else "torchvision"
+        if archive and source == "torchvision":
+            print(f"ppdnn: warning: CIFAR-10 archive {display(archive)} not found (data.archive); "
+                  f"falling back to torchvision's copy in {display(root)}", file=sys.stderr)
     if source == "archive":
         if archive is None:
             raise ValueError("source='archive' needs archive=<path to a tar/tar.gz>")
         if Path(archive).is_dir():
             raise DataError(f"CIFAR-10 archive {archive} is a folder; give the tar or tar.gz "
                             "file (params.yaml: data.archive)")
-        if not Path(archive).is_file():
+        if not os.path.exists(archive):
             raise DataError(no_source_message(root, archive))
+        check_regular_input(archive, "CIFAR-10 archive")
         try:
             digest = sha256_of(archive)
         except OSError as exc:
@@ -320,7 +367,7 @@ def prepare(source: str = "auto", archive: str | os.PathLike | None = None,
         splits = read_archive(archive, workers=workers)
         info = {"source": "archive", "source_path": Path(archive).name, "source_sha256": digest}
     else:
-        splits = read_torchvision(root)
+        splits = read_torchvision(root, archive=archive)
         info = {"source": "torchvision", "source_path": "cifar-10-python.tar.gz",
                 "source_sha256": _torchvision_checksum(Path(root))}
     validate(splits, expected_counts, where=info["source_path"])
@@ -335,8 +382,9 @@ def read_manifest(cache_dir: str | os.PathLike = "data/cifar10") -> dict:
         raise FileNotFoundError(f"no CIFAR-10 cache in {cache_dir} (missing {MANIFEST}); "
                                 "run the data stage: `dvc repro data`")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
+        with open_regular(manifest_path, "manifest") as f:
+            manifest = json.loads(f.read().decode())
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, not UTF-8, a FIFO
         raise DataError(f"{manifest_path}: damaged manifest, or unreadable ({one_line(exc)})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
         raise DataError(f"{manifest_path}: damaged manifest (not a ppdnn data manifest); "
@@ -352,6 +400,7 @@ def load(cache_dir: str | os.PathLike = "data/cifar10") -> dict:
     for split in SPLITS:
         path = cache_dir / f"{split}.npz"
         try:
+            check_regular_input(path, "cache file")  # a FIFO would block for ever
             with np.load(path, allow_pickle=False) as npz:
                 images, labels = npz["images"], npz["labels"]
         except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:

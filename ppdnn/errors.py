@@ -7,14 +7,17 @@ file or a full disk raise, plus :class:`PpdnnError`, the base class of the packa
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sys
 import tarfile
+import threading
 import traceback
 import zipfile
 import zlib
-from typing import Callable
+from typing import Callable, Iterator
 
 from PIL import Image
 
@@ -38,6 +41,49 @@ except ImportError:  # pragma: no cover
     pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived (``kill``, ``timeout``); raised like Ctrl-C so cleanup runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = int(signum)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM and SIGHUP raise :class:`Terminated` in the main thread.
+
+    Only signals left at their default action are taken over (``nohup`` keeps SIGHUP
+    ignored). A second signal while the first is handled is ignored, so that the cleanup
+    the first started can finish. Outside the main thread (no handlers there) a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised: list[int] = []
+
+    def handler(signum, frame):
+        if not raised:
+            raised.append(signum)
+            raise Terminated(signum)
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {s: signal.getsignal(s) for s in wanted}
+    for s, old in previous.items():
+        if old is signal.SIG_DFL:
+            signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            if old is signal.SIG_DFL:
+                signal.signal(s, old)
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print: undecodable bytes of a file name (surrogates) as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def debug_requested(flag: bool = False) -> bool:
     """True if ``flag`` is set or the environment variable PPDNN_DEBUG is (anything but 0/empty)."""
     return flag or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
@@ -49,6 +95,8 @@ def one_line(exc: BaseException) -> str:
         text = f"{os.fsdecode(exc.filename)}: {exc.strerror}"
         if exc.filename2 is not None:
             text += f" -> {os.fsdecode(exc.filename2)}"
+    elif isinstance(exc, RecursionError):
+        text = "structure nested too deeply" + (f" ({exc})" if str(exc) else "")
     elif isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
         # str(KeyError) is the repr of its key; a bare key name alone says nothing
         text = exc.args[0] if " " in exc.args[0] else f"missing key {exc.args[0]!r}"
@@ -56,12 +104,14 @@ def one_line(exc: BaseException) -> str:
         text = "out of memory" + (f" ({exc})" if str(exc) else "")
     else:
         text = str(exc)
-    text = re.sub(r"\s*\n\s*", " ", text).strip()
+    text = re.sub(r"\s*\n\s*", " ", printable(text)).strip()
     return text or type(exc).__name__
 
 
 def run_main(prog: str, func: Callable[[], object], debug: bool = False) -> int:
-    """Call ``func()``; return the exit status: 0, 1 on any error, 130 on Ctrl-C.
+    """Call ``func()``; return the exit status: 0, 1 on any error, 130 on Ctrl-C, 143 on
+    SIGTERM (128 + the signal's number; SIGTERM and SIGHUP are handled like Ctrl-C, so the
+    cleanup of the interrupted step runs).
 
     Errors are reported as ``"{prog}: error: {message}"``, one line on stderr. An error of a
     kind this module does not expect is a bug: its line says so and how to see the
@@ -70,7 +120,12 @@ def run_main(prog: str, func: Callable[[], object], debug: bool = False) -> int:
     """
     debug = debug_requested(debug)
     try:
-        func()
+        with terminate_as_interrupt():
+            func()
+    except Terminated as exc:
+        _traceback_if(debug)
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         _traceback_if(debug)
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -42,11 +42,15 @@ def cifar_test_samples(per_class: int = 1, cache_dir="data/cifar10", archive=Non
 
 
 def image_row(images, titles, figsize_per_image: float = 2.2):
-    """One row of images with titles (Fig. 1 / Fig. 4 layout)."""
-    import matplotlib.pyplot as plt
+    """One row of images with titles (Fig. 1 / Fig. 4 layout).
 
-    fig, axes = plt.subplots(1, len(images), figsize=(figsize_per_image * len(images),
-                                                      figsize_per_image + 0.4), squeeze=False)
+    A matplotlib ``Figure`` without pyplot: no global state, nothing shown by itself in a
+    notebook, nothing to close.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(figsize_per_image * len(images), figsize_per_image + 0.4))
+    axes = fig.subplots(1, len(images), squeeze=False)
     for ax, image, title in zip(axes[0], images, titles):
         ax.imshow(image, interpolation="nearest")
         ax.set_title(title, fontsize=9)
@@ -56,12 +60,13 @@ def image_row(images, titles, figsize_per_image: float = 2.2):
 
 
 def image_grid(rows, row_titles, col_titles=None, cell: float = 1.1):
-    """A grid: one row per entry of ``rows`` ((N, H, W, 3) each), titled on the left."""
-    import matplotlib.pyplot as plt
+    """A grid: one row per entry of ``rows`` ((N, H, W, 3) each), titled on the left
+    (a pyplot-free ``Figure``, as :func:`image_row`)."""
+    from matplotlib.figure import Figure
 
     n_rows, n_cols = len(rows), len(rows[0])
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.6, cell * n_rows),
-                             squeeze=False)
+    fig = Figure(figsize=(cell * n_cols + 1.6, cell * n_rows))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, (images, title) in enumerate(zip(rows, row_titles)):
         for c, image in enumerate(images):
             ax = axes[r, c]

@@ -4,8 +4,9 @@ DVC's experiment queue (``dvc exp run --queue``, then ``dvc queue start --jobs N
 N experiments at once, each in its own temporary copy of the repository, and knows
 nothing about GPUs. Each train stage therefore takes a GPU itself: the first index
 ``i`` in ``0..n-1`` whose lock file ``<lock_dir>/gpu<i>.lock`` it can lock exclusively
-(``fcntl.flock``, non-blocking), and sets ``CUDA_VISIBLE_DEVICES`` to that GPU for the
-rest of the stage (papermill's kernel inherits it) before anything initialises CUDA.
+(``filelock.FileLock``, a native ``flock`` on Linux, no soft fallback), and sets
+``CUDA_VISIBLE_DEVICES`` to that GPU for the rest of the stage (papermill's kernel
+inherits it) before anything initialises CUDA.
 
 - The lock is held for the stage's whole duration and released when the ``with`` block
   ends, and by the kernel when the process dies in any way (kill -9 included): a lock
@@ -18,7 +19,7 @@ rest of the stage (papermill's kernel inherits it) before anything initialises C
 - ``lock_dir`` must be one folder that every job sees: an absolute path, because queued
   experiments run in temporary copies of the repository.
 - Within one process, two ``choose_gpu`` calls (e.g. threads) also exclude each other:
-  each opens the lock file anew, and ``flock`` locks of separate opens conflict.
+  each makes its own ``FileLock`` (its own open file), and locks of separate opens conflict.
 
 Switched on by the environment, so that a single-GPU or CPU user sees no change:
 ``PPDNN_GPU_LOCKS=<dir>`` (required), ``PPDNN_GPU_COUNT=<n>`` (default: the entries of
@@ -31,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import os
 import shutil
 import socket
@@ -40,6 +39,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import filelock
 
 ENV_LOCKS = "PPDNN_GPU_LOCKS"
 ENV_COUNT = "PPDNN_GPU_COUNT"
@@ -56,17 +57,25 @@ def lock_path(lock_dir, index: int) -> Path:
     return Path(lock_dir) / f"gpu{index}.lock"
 
 
-def _try_lock(path: Path) -> int | None:
-    """An open descriptor holding an exclusive flock on ``path``, or None if another holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # not inherited by exec'd children (PEP 446)
+def _holder_note(fd: int) -> None:
+    """Write who holds the lock into the file (for people: the lock is the flock, not the text)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+              .encode(), 0)
+
+
+def _try_lock(path: Path, note: bool = True) -> filelock.FileLock | None:
+    """A held exclusive lock on ``path``, or None if another open file holds it.
+
+    No soft fallback: a soft lock (a marker file) would outlive a killed holder.
+    """
+    lock = filelock.FileLock(path, timeout=0, fallback_to_soft=False,
+                             on_acquired=_holder_note if note else None)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return None
-        raise
-    return fd
+        lock.acquire()
+    except filelock.Timeout:
+        return None
+    return lock
 
 
 def _check_count(n_gpus) -> int:
@@ -92,8 +101,8 @@ def choose_gpu(n_gpus: int, lock_dir, timeout: float | None = None, poll: float 
     waited = False
     while True:
         for index in range(n_gpus):
-            fd = _try_lock(lock_path(lock_dir, index))
-            if fd is not None:
+            lock = _try_lock(lock_path(lock_dir, index))
+            if lock is not None:
                 break
         else:
             if deadline is not None and time.monotonic() >= deadline:
@@ -105,15 +114,9 @@ def choose_gpu(n_gpus: int, lock_dir, timeout: float | None = None, poll: float 
             continue
         break
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-                  .encode(), 0)
         yield index
     finally:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        lock.release()
 
 
 def visible_devices(index: int, parent: str | None = None) -> str:
@@ -140,7 +143,10 @@ def gpu_count(environ=None) -> int:
     """
     environ = os.environ if environ is None else environ
     if environ.get(ENV_COUNT, "").strip():
-        return int(environ[ENV_COUNT])
+        count = _env_number(environ, ENV_COUNT, int)
+        if count < 0:
+            raise ValueError(f"{ENV_COUNT} must be a whole number >= 0, got {environ[ENV_COUNT]!r}")
+        return count
     if ENV_VISIBLE in environ:
         return len([e for e in environ[ENV_VISIBLE].split(",") if e.strip()])
     smi = shutil.which("nvidia-smi")
@@ -152,6 +158,16 @@ def gpu_count(environ=None) -> int:
         return 0
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
+
+
+def _env_number(environ, name: str, kind: type):
+    """``environ[name]`` as ``kind`` (int or float); ValueError naming the variable if it is not one."""
+    text = environ[name].strip()
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise ValueError(f"{name} must be {what}, got {environ[name]!r}") from None
 
 
 @contextlib.contextmanager
@@ -185,7 +201,7 @@ def gpu_for_job(lock_dir=None, n_gpus: int | None = None, timeout: float | None 
         yield None
         return
     if timeout is None and environ.get(ENV_TIMEOUT, "").strip():
-        timeout = float(environ[ENV_TIMEOUT])
+        timeout = _env_number(environ, ENV_TIMEOUT, float)
     saved = {k: environ.get(k) for k in (ENV_VISIBLE, "CUDA_DEVICE_ORDER", ENV_SLOT)}
     on_wait = lambda count: log(f"ppdnn.gpus: all {count} GPUs are busy; waiting for one (locks in {lock_dir})")
     with choose_gpu(n, lock_dir, timeout=timeout, on_wait=on_wait) as index:
@@ -208,11 +224,10 @@ def status(n_gpus: int, lock_dir) -> list[dict]:
     out = []
     for index in range(_check_count(n_gpus)):
         path = lock_path(lock_dir, index)
-        fd = _try_lock(path) if Path(lock_dir).is_dir() else None
-        held = fd is None and path.exists()
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        probe = _try_lock(path, note=False) if path.exists() else None
+        held = probe is None and path.exists()
+        if probe is not None:
+            probe.release()
         note = path.read_text().strip() if held else ""
         out.append({"gpu": index, "held": held, "holder": note})
     return out
@@ -232,21 +247,28 @@ def main(argv=None) -> int:
     lock_dir = args.locks or os.environ.get(ENV_LOCKS)
     if not lock_dir:
         parser.error(f"give --locks DIR or set {ENV_LOCKS}")
+    command = args.command[1:] if args.verb == "run" and args.command[:1] == ["--"] else getattr(args, "command", [])
+    if args.verb == "run" and not command:
+        parser.error("run needs a command after --")
+    from .errors import run_main
+
+    exit_status = []  # the command's own status; run_main's is 1 for a one-line error
+    status_code = run_main("ppdnn.gpus", lambda: exit_status.append(_verb(args, lock_dir, command)))
+    return exit_status[0] if status_code == 0 else status_code
+
+
+def _verb(args, lock_dir, command) -> int:
     if args.verb == "status":
         n = args.gpus if args.gpus is not None else gpu_count()
         for row in status(n, lock_dir):
             print(f"gpu {row['gpu']}: {'held by ' + row['holder'] if row['held'] else 'free'}")
         return 0
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("run needs a command after --")
     try:
         with gpu_for_job(lock_dir, n_gpus=args.gpus, timeout=args.timeout):
             return subprocess.run(command).returncode
     except NoFreeGPU as exc:
         print(f"ppdnn.gpus: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,58 +1,68 @@
-"""Tables 2 and 3 in one process: data -> encrypt -> every run x seed -> tables, without DVC.
+"""Tables 2 and 3 in one process, without DVC: the pipeline's stage functions in a loop.
 
-Made for a lent GPU machine, which has torch but no dvc, papermill or nbclient, and no
-network: ``python -m ppdnn.onepass --profile fast --out DIR --archive cifar10.tar.gz --seeds 0``.
+Made for a lent GPU machine, which has torch but no dvc, papermill or network:
+``python -m ppdnn.onepass --profile fast --out DIR --archive cifar10-jpeg.tar.gz --seeds 0``.
 
-It does what the DVC pipeline does for one profile (the data stage, the encrypt stages,
-the 11 train stages per seed, the tables stage), with the same functions, the same
-training configuration (``profiles.<name>.train`` of params.yaml) and the same keys
-(those of the encrypt stage, ``ciphers.make_for_configuration``), and writes exactly the files of
-``results/<profile>/`` that those stages write::
+It runs what ``dvc repro`` runs for one profile, through the same plan (:mod:`ppdnn.plan`:
+runs, seeds, run folder names, training settings) and the same stage functions: the data
+cache, ``stages.encrypt.encrypt`` once per cipher configuration the runs use,
+``stages.train.train`` for every run and seed (seed by seed), ``stages.tables.tables`` at
+the end. Into ``DIR`` it writes what those stages write into ``results/<profile>/``::
 
-    DIR/runs/<run>-s<seed>/{metrics.json, epochs.csv, learning_curves.png}
-    DIR/table2.csv  table2.md  table3.csv  table3.md  claims.csv  claims.md  tables.png  curves.html
+    DIR/runs/<run>-s<seed>/{metrics.json, run.json, epochs.csv}
+    DIR/{table2,table3,claims}.{csv,md}  DIR/tables.png  DIR/curves.png  DIR/curves.html
 
-plus its own record, ``DIR/onepass.log`` (one line per run and a summary, also printed)
-and ``DIR/onepass.json`` (the probe, the chosen settings, the GPU, torch, per-run times).
-Checkpoints and the data cache go to ``build_dir`` (default ``build/onepass/<profile>``),
-never into ``DIR``; a second call with the same settings resumes finished runs from there.
+and its own record: ``DIR/onepass.log`` (the log, also printed) and ``DIR/onepass.json``
+(the probe, the chosen settings and any epoch cut, the GPU, torch, per-run results and
+times). The data cache, the encrypted data sets and the checkpoints go to the build folder
+(``--build``, default ``build/onepass/<profile>``), never into ``DIR``; a second call with
+the same settings reuses the cache and resumes finished runs from their checkpoints.
 
-Once the data are decoded (first, because decoding forks worker processes, which is
-safe only before CUDA and the compiler's threads start), a throughput probe (about
-``probe_seconds``; ``torch.compile`` adds its own compile time on top) measures training
+What is its own: after the data (decoded first: decoding forks worker processes, which is
+safe only before CUDA and the compiler's threads start), a throughput probe of about
+``--probe-seconds`` (torch.compile adds its compile time on top) measures training
 images/s of the profile's configuration on random images, eager and, on CUDA only, with
-``torch.compile`` (bf16 autocast and channels_last come with the fast recipe). From those
-figures it estimates, for each setting, the time of all runs x epochs x training images,
-including evaluation and the compile cost of every model shape, against ``budget_s``
-(default 480 s for the whole call, data and probe included). It takes the setting that
-trains the most epochs within the budget (the faster one when both fit) and, if even that
-one does not fit, cuts *epochs* (never runs), recording the cut in onepass.json, in the
-log, in each run's metrics.json (``profile_epochs``) and in the tables' provenance line.
+torch.compile. From those figures it estimates the time of every run, evaluation and
+compilation included, against ``--budget-s`` (the whole call, data and probe included;
+default 480 s), takes the setting that trains the most epochs within it (the faster one
+between equals) and, if even that one does not fit, cuts *epochs*, never runs. A cut or a
+changed setting (epochs, compile, device) replaces fields of each run's TrainConfig, so it
+shows in run.json's ``config``; the reason is in onepass.json and the log.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import functools
 import json
+import logging
 import math
 import platform
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import ciphers, claims, data, errors, experiment, pipeline, tables, train
+import torch
+
+from . import ciphers, data, errors, plan
+from . import train as training
+from .augment import Augmentation
+from .checkpoints import CHECKPOINT, CheckpointError
 from .files import atomic_write
+from .stages import encrypt as encrypt_stage
+from .stages import train as train_stage
 
 DEFAULT_BUDGET_S = 480.0
 LOG = "onepass.log"
 RECORD = "onepass.json"
+LOGGER = logging.getLogger("ppdnn.onepass")
 # Planning constants: evaluation (forward only) costs about a third of a training image;
 # an evaluation graph compiles in about half the time of a training graph, and so does a
 # training graph of another model shape after the first (shared kernels); a run has a
-# few seconds of fixed cost (model, copies to the device, hashing, figure); the plan
-# fills at most SAFETY of the time left; TABLES_S is kept for the tables at the end.
+# few seconds of fixed cost (model, copies to the device, hashing); the estimate fills at
+# most SAFETY of the time left; TABLES_S is kept for the tables at the end.
 EVAL_COST = 1 / 3
 EVAL_COMPILE_FACTOR = 0.5
 OTHER_SHAPE_COMPILE = 0.5
@@ -66,34 +76,99 @@ class RunsFailed(errors.PpdnnError):
     """Some runs failed (each is in the log and onepass.json); the others and the tables were written."""
 
 
-# ---------------------------------------------------------------- settings
-def profile_training(params: dict, profile: str) -> tuple[str, dict]:
-    """The profile's recipe and its other ``TrainConfig`` settings (``profiles.<name>.train``)."""
-    pipeline.profile_settings(params, profile)  # a bad or unknown profile fails here
-    settings = dict(params["profiles"][profile]["train"])
-    return settings.pop("recipe", "paper"), settings
+@dataclass(frozen=True)
+class Options:
+    """How one call runs (the command line's options)."""
+    out_dir: Path
+    build_dir: Path | None = None          # default build/onepass/<profile>
+    data_cache: Path | None = None         # default <build_dir>/data
+    archive: Path | None = None            # default: params.yaml's data section
+    seeds: tuple[int, ...] | None = None   # default: params.yaml's
+    probe_seconds: float = 20.0
+    budget_s: float | None = DEFAULT_BUDGET_S  # None or 0: no budget, no cut
+    compile: str = "auto"                  # auto (the probe decides), on, off (CUDA only)
+    device: str | None = None              # overrides the profile's
+    any_counts: bool = False               # accept an archive of other than CIFAR-10's counts (tests)
+    progress: bool = False
+    keep_going: bool = True                # a failed run is logged, the others go on
+
+    def __post_init__(self):
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"compile must be 'auto', 'on' or 'off', got {self.compile!r}")
+        if self.device is not None and self.device not in training.DEVICES:
+            raise ValueError(f"device must be one of {training.DEVICES}, got {self.device!r}")
+        for name in ("probe_seconds", "budget_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
-def train_config(recipe: str, settings: dict, **explicit) -> "train.TrainConfig":
-    """``pipeline.train_config``'s configuration, with ``explicit`` settings on top (run,
-    seed, and this runner's overrides: epochs after a cut, compile, device)."""
-    return train.TrainConfig.from_recipe(recipe, **{**settings, **explicit})
+@dataclass(frozen=True)
+class Folders:
+    """Where a call reads and writes: results in ``out``; cache, data sets, checkpoints in ``build``."""
+    out: Path
+    build: Path
+    data: Path
+
+    def encrypted(self, cipher: str) -> Path:
+        return self.build / "encrypted" / cipher
+
+    def checkpoints(self, run: plan.Run, seed: int) -> Path:
+        return self.build / "runs" / run.folder(seed)
+
+    def results(self, run: plan.Run, seed: int) -> Path:
+        return self.out / "runs" / run.folder(seed)
+
+
+@dataclass
+class Context:
+    """One call's state: its plan, folders, the profile's base configuration and its record."""
+    params: dict
+    plan: plan.Plan
+    options: Options
+    folders: Folders
+    where: str
+    base: training.TrainConfig
+    record: dict
+    started: float
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.record["timings"][name] = round(time.perf_counter() - start, 2)
+
+    def save(self) -> None:
+        """Write onepass.json now (a partial record survives a killed call)."""
+        self.record["timings"]["total_s"] = round(time.perf_counter() - self.started, 2)
+        text = json.dumps(self.record, indent=2, default=str) + "\n"
+        atomic_write(self.folders.out / RECORD, lambda f: f.write(text.encode()))
 
 
 # ---------------------------------------------------------------- log
-class Log:
-    """Lines to stdout and to ``<out>/onepass.log`` (appended, flushed at once)."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
+@contextlib.contextmanager
+def logging_to(path: Path | None):
+    """The lines of :data:`LOGGER` to stdout and to ``path`` (replaced; None: stdout only) while inside."""
+    handlers = [logging.StreamHandler(sys.stdout)]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(path, mode="w"))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        LOGGER.addHandler(handler)
+    level, propagate = LOGGER.level, LOGGER.propagate
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False  # once, not again through whatever the root logger prints
+    try:
+        yield LOGGER
+    finally:
+        for handler in handlers:
+            LOGGER.removeHandler(handler)
+            handler.close()
+        LOGGER.setLevel(level)
+        LOGGER.propagate = propagate
 
 
 # ---------------------------------------------------------------- probe
@@ -119,114 +194,122 @@ def configure_dynamo() -> dict:
     return done
 
 
-def probe_throughput(base: "train.TrainConfig", seconds: float = 20.0, compile_modes=None, log=print) -> dict:
-    """Training images/s of ``base`` (the profile's configuration: recipe, width, batch,
-    device) on random images.
+def probe_throughput(base: training.TrainConfig, seconds: float = 20.0, compile_modes=None) -> dict:
+    """Training images/s of ``base`` (the profile's configuration) on random images.
 
-    One entry per ``compile`` setting (``[False, True]`` on CUDA, ``[False]`` on CPU):
-    ``first_s``: a fresh model's first short pass (cuDNN autotuning, compilation),
-    ``compile_s``: what that pass cost beyond steady speed (the first compile of a shape),
-    ``recompile_s``: the same for a second fresh model (the compile caches are warm, as
-    for every later run of that shape), ``images_per_s``: steady speed. ``seconds`` is
-    shared by the settings; compile time comes on top of it.
+    One candidate per ``compile`` setting (``compile_modes``, default ``[False, True]`` on
+    CUDA; always ``[False]`` on a CPU), each with ``first_s`` (a fresh model's first short
+    pass: cuDNN autotuning, compilation), ``compile_s`` (what that pass cost beyond steady
+    speed), ``recompile_s`` (the same for a second fresh model: warm compile caches, as for
+    every later run of that shape) and ``images_per_s`` (steady speed). The settings share
+    ``seconds``; compilation comes on top.
     """
-    import torch
-
-    dev = train.resolve_device(base.device)
-    cuda = dev.type == "cuda"
+    device = training.resolve_device(base.device)
+    cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # as train.run does
-    modes = list(compile_modes) if compile_modes is not None else ([False, True] if cuda else [False])
-    if not cuda:
-        modes = [False]
-    bs = base.batch_size
-    result = {"device": train.device_description(dev), "recipe": base.recipe, "width": base.width,
-              "batch_size": bs, "amp": base.amp and cuda, "channels_last": base.channels_last,
+    modes = [False] if not cuda else list(compile_modes) if compile_modes is not None else [False, True]
+    result = {"device": training.device_description(device), "recipe": base.recipe, "width": base.width,
+              "batch_size": base.batch_size, "amp": base.amp and cuda, "channels_last": base.channels_last,
               "seconds": float(seconds), "candidates": {}}
-    if not cuda:
-        result["note"] = "CPU: torch.compile not measured (the recipes compile on CUDA only)"
     share = max(float(seconds), 0.0) / len(modes)
     for mode in modes:
         key = "compile" if mode else "eager"
-        config = dataclasses.replace(base, device=dev.type, compile=bool(mode))
-        start = time.perf_counter()
-        try:
-            warm_n = 4 * bs
-            rows = train.measure_speed(config, n_images=warm_n, epochs=2)
-            rough = rows[1]["images_per_s"]
-            left = share - (time.perf_counter() - start)
-            # a second fresh model, sized so that its two passes fill what is left of the
-            # share (at least 3 s, or the share: compilation may have used it all up)
-            batches = int(max(left, min(share, 3.0)) * rough / 2 / bs)
-            n = bs * min(max(batches, 4), max(4, 100_000 // bs))
-            rows2 = train.measure_speed(config, n_images=n, epochs=2)
-            speed = rows2[1]["images_per_s"]
-            entry = {"images_per_s": speed, "first_s": rows[0]["seconds"],
-                     "compile_s": max(rows[0]["seconds"] - warm_n / speed, 0.0),
-                     "recompile_s": max(rows2[0]["seconds"] - n / speed, 0.0),
-                     "images_timed": n, "wall_s": time.perf_counter() - start}
-        except Exception as exc:  # a compiler failure must not end the call: eager remains
-            entry = {"error": f"{type(exc).__name__}: {str(exc)[:300]}",
-                     "wall_s": time.perf_counter() - start}
+        entry = _probe_one(dataclasses.replace(base, device=device.type, compile=bool(mode)), share)
         result["candidates"][key] = entry
         if "error" in entry:
-            log(f"probe {key}: FAILED ({entry['error']})")
+            LOGGER.info(f"probe {key}: FAILED ({entry['error']})")
         else:
-            log(f"probe {key}: {entry['images_per_s']:.0f} images/s (recipe {base.recipe}, width "
-                f"{base.width}, batch {bs}, {result['device']}); first pass {entry['first_s']:.1f} s, "
-                f"compile cost {entry['compile_s']:.1f} s, again on a fresh model {entry['recompile_s']:.1f} s")
+            LOGGER.info(f"probe {key}: {entry['images_per_s']:.0f} images/s (recipe {base.recipe}, width "
+                        f"{base.width}, batch {base.batch_size}, {result['device']}); first pass "
+                        f"{entry['first_s']:.1f} s, compile cost {entry['compile_s']:.1f} s, again on a "
+                        f"fresh model {entry['recompile_s']:.1f} s")
     if not cuda:
-        log(f"probe: {result['note']}")
+        result["note"] = "CPU: torch.compile not measured (the recipes compile on CUDA only)"
+        LOGGER.info(f"probe: {result['note']}")
     return result
 
 
-# ---------------------------------------------------------------- plan
-def estimate_seconds(candidate: dict, jobs: list[dict], epochs: int, n_train: int, n_test: int,
-                     batch_size: int, drop_last: bool, compiled: bool, eval_every_epoch: bool = True) -> float:
-    """Estimated seconds of every job (run x seed) at ``epochs`` with one probe candidate."""
+def _probe_one(config: training.TrainConfig, share: float) -> dict:
+    """One probe candidate: a short warm-up model, then a second fresh model sized to fill
+    what is left of ``share`` seconds (at least 3 s, or the share)."""
+    start = time.perf_counter()
+    bs = config.batch_size
+    try:
+        warm_n = 4 * bs
+        rows = training.measure_speed(config, n_images=warm_n, epochs=2)
+        left = share - (time.perf_counter() - start)
+        batches = int(max(left, min(share, 3.0)) * rows[1]["images_per_s"] / 2 / bs)
+        n = bs * min(max(batches, 4), max(4, 100_000 // bs))
+        again = training.measure_speed(config, n_images=n, epochs=2)
+        speed = again[1]["images_per_s"]
+        return {"images_per_s": speed, "first_s": rows[0]["seconds"],
+                "compile_s": max(rows[0]["seconds"] - warm_n / speed, 0.0),
+                "recompile_s": max(again[0]["seconds"] - n / speed, 0.0),
+                "images_timed": n, "wall_s": time.perf_counter() - start}
+    except Exception as exc:  # a compiler failure must not end the call: eager remains
+        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "wall_s": time.perf_counter() - start}
+
+
+# ---------------------------------------------------------------- time budget
+@dataclass(frozen=True)
+class Workload:
+    """What the time estimate needs to know of the runs to train."""
+    jobs: tuple[tuple[str, bool], ...]  # (adaptation network, flip TTA evaluated) per run x seed
+    n_train: int
+    n_test: int
+    n_val: int
+    batch_size: int
+    drop_last: bool
+    eval_every_epoch: bool = True
+
+    @classmethod
+    def of(cls, jobs: list[tuple[plan.Run, int]], base: training.TrainConfig, n_train: int, n_test: int) -> "Workload":
+        """The workload of ``jobs`` under ``base`` on a cache of ``n_train`` / ``n_test`` images."""
+        return cls(tuple((run.adaptation, base.eval_tta and not Augmentation.reads_plain(run.augment))
+                         for run, _ in jobs),
+                   base.train_subset or n_train - base.val_size, base.test_subset or n_test, base.val_size,
+                   base.batch_size, base.drop_last, base.eval_every_epoch)
+
+
+def estimate_seconds(candidate: dict, work: Workload, epochs: int, compiled: bool) -> float:
+    """Estimated seconds of every job of ``work`` at ``epochs`` with one probe candidate."""
     speed = candidate["images_per_s"]
-    steps = n_train // batch_size if drop_last else math.ceil(n_train / batch_size)
-    per_epoch = steps * batch_size / speed + EPOCH_OVERHEAD_S
-    evaluation = EVAL_COST * n_test / speed
-    total = 0.0
-    for job in jobs:
-        total += epochs * per_epoch + (epochs if eval_every_epoch else 1) * evaluation + RUN_OVERHEAD_S
-        if job.get("tta"):
-            total += 2 * EVAL_COST * n_test / speed
+    steps = work.n_train // work.batch_size if work.drop_last else math.ceil(work.n_train / work.batch_size)
+    per_epoch = steps * work.batch_size / speed + EPOCH_OVERHEAD_S
+    evaluation = EVAL_COST * (work.n_test + work.n_val) / speed
+    per_job = epochs * per_epoch + (epochs if work.eval_every_epoch else 1) * evaluation + RUN_OVERHEAD_S
+    total = len(work.jobs) * per_job + sum(tta for _, tta in work.jobs) * 2 * EVAL_COST * work.n_test / speed
     if compiled:
         # The probe compiled the plain model's training graph already (the caches are warm);
         # left to pay: its evaluation graph, the training and evaluation graphs of the other
-        # model shapes (they share most kernels with it: OTHER_SHAPE_COMPILE of a cold
-        # compile), and per run what the probe's second, fresh model cost (recompile_s),
-        # for its training and its evaluation graph.
-        shapes = len({job["adaptation"] for job in jobs} | {"none"})
+        # model shapes (OTHER_SHAPE_COMPILE of a cold compile: shared kernels), and per run
+        # what the probe's second, fresh model cost, for its training and evaluation graph.
+        shapes = len({adaptation for adaptation, _ in work.jobs} | {"none"})
         per_model = 1 + EVAL_COMPILE_FACTOR
         total += candidate["compile_s"] * (EVAL_COMPILE_FACTOR + (shapes - 1) * OTHER_SHAPE_COMPILE * per_model)
-        total += len(jobs) * per_model * candidate["recompile_s"]
+        total += len(work.jobs) * per_model * candidate["recompile_s"]
     return total
 
 
-def plan(probe: dict, jobs: list[dict], epochs: int, n_train: int, n_test: int, batch_size: int,
-         drop_last: bool, seconds_left: float | None, cuda: bool, eval_every_epoch: bool = True) -> dict:
+def fit_budget(probe: dict, work: Workload, epochs: int, seconds_left: float | None, cuda: bool) -> dict:
     """Choose compile on/off and the epochs to train so that every job fits ``seconds_left``.
 
     The setting that fits the most epochs (at most ``epochs``) wins; between equals, the
-    faster. ``seconds_left=None`` means no budget: the faster setting at full epochs.
-    Epochs are cut, never jobs; at least one epoch is always trained.
+    faster. ``seconds_left=None``: no budget, the faster setting at full epochs. Epochs
+    are cut, never jobs; at least one epoch is always trained.
     """
     usable = None if seconds_left is None else SAFETY * (seconds_left - TABLES_S)
     options = []
     for key, candidate in probe["candidates"].items():
         if "error" in candidate:
             continue
-        compiled = key == "compile"
-        at = lambda e, c=candidate, k=compiled: estimate_seconds(c, jobs, e, n_train, n_test, batch_size,
-                                                                 drop_last, k, eval_every_epoch)
+        def at(e, c=candidate, k=key == "compile"):
+            return estimate_seconds(c, work, e, k)
         fit = epochs
-        if usable is not None:
-            while fit > 1 and at(fit) > usable:
-                fit -= 1
-        options.append({"compile": compiled, "epochs": fit, "estimated_s": at(fit),
+        while usable is not None and fit > 1 and at(fit) > usable:
+            fit -= 1
+        options.append({"compile": key == "compile", "epochs": fit, "estimated_s": at(fit),
                         "estimated_full_s": at(epochs)})
     if not options:
         raise RuntimeError("the throughput probe failed for every setting; see the log")
@@ -244,331 +327,292 @@ def plan(probe: dict, jobs: list[dict], epochs: int, n_train: int, n_test: int, 
     return chosen
 
 
-# ---------------------------------------------------------------- data
-def prepare_data(cache_dir: Path, archive, params: dict, expected_counts, log) -> tuple[dict, float]:
-    start = time.perf_counter()
-    manifest_path = cache_dir / data.MANIFEST
-    reuse = manifest_path.is_file()
-    if reuse and archive is not None:
+def with_settings(config: training.TrainConfig, profile_train: dict, **changes) -> training.TrainConfig:
+    """``config`` with ``changes`` (epochs after a cut, compile, device). Milestones that
+    neither the profile nor the recipe sets follow the epochs, as ``TrainConfig`` makes them."""
+    explicit = "milestones" in profile_train or "milestones" in training.RECIPES[config.recipe]
+    if "epochs" in changes and not explicit:
+        changes["milestones"] = None
+    return dataclasses.replace(config, **changes)
+
+
+# ---------------------------------------------------------------- data and encryption
+def prepare_data(cache_dir: Path, archive: Path | None, data_settings: dict | None,
+                 expected_counts=data.CIFAR10_COUNTS) -> dict:
+    """The data stage's cache in ``cache_dir``, reused when it was built from the same
+    ``archive`` (or, without one, from ``data_settings``, params.yaml's ``data:``); its manifest."""
+    if (Path(cache_dir) / data.MANIFEST).is_file():
         manifest = data.read_manifest(cache_dir)
-        reuse = manifest.get("source_sha256") == data.sha256_of(archive)
-    if reuse:
-        log(f"data: reusing the cache in {cache_dir}")
-    elif archive is not None:
-        data.prepare(source="archive", archive=archive, cache_dir=cache_dir, expected_counts=expected_counts)
-    else:
-        cfg = params.get("data") or {}
-        data.prepare(source=cfg.get("source", "auto"), archive=cfg.get("archive"), root="data/raw",
-                     cache_dir=cache_dir, expected_counts=expected_counts)
-    plain = data.load(cache_dir)
-    return plain, time.perf_counter() - start
+        if archive is None or manifest.get("source_sha256") == data.sha256_of(archive):
+            LOGGER.info(f"data: reusing the cache in {cache_dir}")
+            return manifest
+    if archive is not None:
+        return data.prepare(source="archive", archive=archive, cache_dir=cache_dir, expected_counts=expected_counts)
+    settings = data_settings or {}
+    return data.prepare(source=settings.get("source", "auto"), archive=settings.get("archive"), root="data/raw",
+                        cache_dir=cache_dir, expected_counts=expected_counts)
 
 
-def _encrypt_all(plain: dict, runs: list[dict], params: dict, log) -> tuple[dict, float]:
-    """One key per cipher configuration the runs use; the encrypted sets in memory."""
-    start = time.perf_counter()
-    key_seed = int(params["key_seed"])
-    shape = plain["train_images"].shape[1:3]
-    out = {}
-    for name in dict.fromkeys(r["cipher"] for r in runs):
-        cipher = ciphers.make_for_configuration(name, key_seed, shape=shape)  # the encrypt stage's key
-        enc = {"cipher": cipher, "train_labels": plain["train_labels"], "test_labels": plain["test_labels"],
-               "test_images": cipher.encrypt(plain["test_images"])}
-        if any(r["cipher"] == name and r["augment"] != "client" for r in runs):
-            enc["train_images"] = cipher.encrypt(plain["train_images"])
-        out[name] = enc
-    seconds = time.perf_counter() - start
-    log(f"encrypt: {len(out)} cipher configurations ({', '.join(out)}) in {seconds:.1f} s")
-    return out, seconds
+def encrypt_all(params: dict, names, data_dir: Path, folder_of, where: str = plan.PARAMS) -> dict:
+    """The encrypt stage for each configuration of ``names``: ``folder_of(name)`` receives
+    its data set and key; returns {name: key}."""
+    entries = plan.cipher_entries(params, where, names=list(names))
+    key_seed = plan.key_seed(params, where)
+    return {name: encrypt_stage.encrypt(data_dir, folder_of(name), ciphers.configuration(name, entries), key_seed)
+            for name in entries}
 
 
-# ---------------------------------------------------------------- one run
-def _train_one(run: dict, seed: int, *, recipe: str, settings: dict, overrides: dict, profile_epochs: int,
-               profile: str, plain: dict, encrypted: dict, data_source: str, key_seed: int,
-               build_dir: Path, out_dir: Path, progress: bool, log) -> dict:
-    name = f"{run['name']}-s{seed}"
-    enc = encrypted[run["cipher"]]
-    config = train_config(recipe, settings, adaptation=run["adaptation"], augment=run["augment"], seed=int(seed),
-                          **overrides)
-    # what the pipeline's metrics carry: the train stage's profile, run, cipher, and what
-    # experiment.train_configuration adds for an in-memory key (key_seed, data_source,
-    # key_fingerprint); then this runner's own marks
-    extra = {"key_seed": key_seed, "data_source": data_source, "profile": profile, "run": run["name"],
-             "cipher": run["cipher"], "runner": "ppdnn.onepass", "profile_epochs": int(profile_epochs)}
-    extra["key_fingerprint"] = enc["cipher"].fingerprint
-    run_dir = build_dir / "runs" / name
-    inputs = experiment.inputs_for(run["augment"], plain, enc)
-    kwargs = dict(out_dir=run_dir, extra=extra, class_names=data.CLASSES, progress=progress)
+# ---------------------------------------------------------------- the call
+def run_all(params: dict, profile: str, options: Options, where: str = plan.PARAMS) -> dict:
+    """Data -> encrypt -> every run x seed of the plan -> Tables 2 and 3, in this process.
+
+    ``where`` names the params file in error messages. Returns the record written to
+    onepass.json; raises :class:`RunsFailed` at the end if a run failed.
+    """
+    ctx = _start(params, profile, options, where)
+    with logging_to(ctx.folders.out / LOG):
+        LOGGER.info(f"ppdnn.onepass: profile {profile}, {len(ctx.plan.runs)} runs x seeds {list(ctx.plan.seeds)}, "
+                    f"device {ctx.base.device}, torch {torch.__version__}, budget {options.budget_s or 'none'} s")
+        _data_step(ctx)  # first: decoding forks workers, safe only before CUDA and compile threads start
+        with ctx.timed("probe_s"):
+            if ctx.record["cuda"] and options.compile != "off":
+                ctx.record["dynamo"] = configure_dynamo()
+            modes = [options.compile == "on"] if options.compile != "auto" else None
+            ctx.record["probe"] = probe_throughput(ctx.base, options.probe_seconds, modes)
+        with ctx.timed("encrypt_s"):
+            names = list(dict.fromkeys(run.cipher for run in ctx.plan.runs))
+            keys = encrypt_all(params, names, ctx.folders.data, ctx.folders.encrypted, where)
+        LOGGER.info(f"encrypt: {len(keys)} cipher configurations ({', '.join(keys)}) "
+                    f"in {ctx.record['timings']['encrypt_s']:.1f} s")
+        _budget_step(ctx)
+        with ctx.timed("train_s"):
+            failures = _train_all(ctx)
+        with ctx.timed("tables_s"):
+            if len(failures) < len(ctx.record["results"]):
+                ctx.record["tables"] = write_tables(ctx.folders.out, ctx.plan)
+        _summary(ctx, failures)
+    if failures:
+        raise RunsFailed(f"{len(failures)} run(s) failed: {', '.join(failures)} (see {ctx.folders.out / LOG})")
+    return ctx.record
+
+
+def _start(params: dict, profile: str, options: Options, where: str) -> Context:
+    """The plan, the profile's base configuration (what the probe measures: a plain run,
+    augmented in the cloud), the folders and the record's header; a bad setting fails here."""
+    the_plan = plan.Plan.from_params(params, profile, where)
+    if options.seeds is not None:
+        the_plan = dataclasses.replace(the_plan, seeds=plan.seeds({"seeds": list(options.seeds)}, "--seeds"))
+    probe_run = plan.Run("probe", the_plan.runs[0].cipher, "none", "cloud")
+    base = train_stage.config_for(the_plan.train, probe_run, 0, f"{where}: profiles.{profile}.train")
+    if options.device is not None:
+        base = dataclasses.replace(base, device=options.device)
+    train_stage.require_device(base.device, profile)
+    build = Path(options.build_dir) if options.build_dir is not None else Path("build") / "onepass" / profile
+    folders = Folders(Path(options.out_dir), build, Path(options.data_cache) if options.data_cache else build / "data")
+    folders.out.mkdir(parents=True, exist_ok=True)
+    cuda = training.resolve_device(base.device).type == "cuda"  # no CUDA context yet
+    record = {"profile": profile, "settings": the_plan.train, "seeds": list(the_plan.seeds),
+              "runs": [r.name for r in the_plan.runs], "torch": torch.__version__,
+              "cuda": torch.version.cuda if cuda else None, "python": platform.python_version(),
+              "budget_s": options.budget_s or None, "out_dir": str(folders.out), "build_dir": str(folders.build),
+              "timings": {}, "results": []}
+    return Context(params, the_plan, options, folders, where, base, record, time.perf_counter())
+
+
+def _data_step(ctx: Context) -> None:
+    with ctx.timed("data_s"):
+        archive = Path(ctx.options.archive) if ctx.options.archive is not None else None
+        counts = None if ctx.options.any_counts else data.CIFAR10_COUNTS
+        manifest = prepare_data(ctx.folders.data, archive, ctx.params.get("data"), counts)
+    counts = {split: manifest["splits"][split]["count"] for split in data.SPLITS}
+    device = training.resolve_device(ctx.base.device)
+    ctx.record.update(device=training.device_description(device),
+                      gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)
+    ctx.record["data"] = {"source": manifest["source"], "source_path": manifest.get("source_path"),
+                          "source_sha256": manifest.get("source_sha256"), "cache_dir": str(ctx.folders.data),
+                          **{f"{split}_images": n for split, n in counts.items()}}
+    LOGGER.info(f"data: {manifest['source']} ({manifest.get('source_path')}), {counts['train']} training and "
+                f"{counts['test']} test images in {ctx.record['timings']['data_s']:.1f} s")
+
+
+def _budget_step(ctx: Context) -> None:
+    """Compile or not and the epochs within the budget (onepass.json's ``chosen``)."""
+    budget = ctx.options.budget_s or None
+    left = None if budget is None else budget - (time.perf_counter() - ctx.started)
+    work = Workload.of(ctx.plan.jobs(), ctx.base, ctx.record["data"]["train_images"], ctx.record["data"]["test_images"])
+    chosen = fit_budget(ctx.record["probe"], work, ctx.base.epochs, left, bool(ctx.record["cuda"]))
+    ctx.record["chosen"] = chosen
+    compiled = "n/a (CPU)" if chosen["compile"] is None else ("on" if chosen["compile"] else "off")
+    LOGGER.info(f"plan: compile {compiled}, {chosen['epochs']} epochs, {len(work.jobs)} runs x {work.n_train} "
+                f"training images, estimated {chosen['estimated_s']:.0f} s"
+                + ("" if left is None else f" of {left:.0f} s left"))
+    if chosen["epochs_cut"]:
+        LOGGER.info(f"plan: EPOCHS CUT from {chosen['profile_epochs']} to {chosen['epochs']}: {chosen['cut_reason']}")
+    if "warning" in chosen:
+        LOGGER.info(f"plan: WARNING {chosen['warning']}")
+
+
+def _train_all(ctx: Context) -> list[str]:
+    """Every (run, seed) of the plan; returns the folders of the runs that failed."""
+    jobs, failures = ctx.plan.jobs(), []
+    for i, (run, seed) in enumerate(jobs, 1):
+        start, entry = time.perf_counter(), {"name": run.folder(seed), "run": run.name, "seed": seed}
+        try:
+            results = _train_job(ctx, run, seed, entry)
+        except Exception as exc:
+            if not ctx.options.keep_going:
+                raise
+            entry.update(error=f"{type(exc).__name__}: {exc}", wall_s=round(time.perf_counter() - start, 2))
+            failures.append(entry["name"])
+            LOGGER.info(f"[{i}/{len(jobs)}] {entry['name']}: FAILED after {entry['wall_s']:.1f} s: "
+                        f"{entry['error']}\n{traceback.format_exc()}")
+        else:
+            entry.update(test_acc=results["test_acc"], test_acc_tta=results.get("test_acc_tta"),
+                         wall_s=round(time.perf_counter() - start, 2), train_wall_s=round(results["wall_time_s"], 2),
+                         images_per_s=round(results["images_per_s"], 1), epochs=results["epochs"],
+                         train_images=results["train_images"],
+                         compile=bool(results["config"]["compile"] and ctx.record["cuda"]))
+            tta = "" if entry["test_acc_tta"] is None else f" (flip TTA {entry['test_acc_tta']:.4f})"
+            LOGGER.info(f"[{i}/{len(jobs)}] {run.name} seed {seed}: test_acc {entry['test_acc']:.4f}{tta}, "
+                        f"{entry['wall_s']:.1f} s ({entry['train_wall_s']:.1f} s training), "
+                        f"{entry['images_per_s']:.0f} images/s")
+        ctx.record["results"].append(entry)
+        ctx.save()
+    return failures
+
+
+def _train_job(ctx: Context, run: plan.Run, seed: int, entry: dict) -> dict:
+    """The train stage for one run and seed with this call's settings; a run that fails with
+    torch.compile is trained again without it, and so is every later run."""
+    chosen = ctx.record["chosen"]
+    changes = {"epochs": chosen["epochs"], "device": ctx.base.device}
+    if chosen["compile"] is not None:
+        changes["compile"] = chosen["compile"] and "compile_off_from" not in chosen
+    config = train_stage.config_for(ctx.plan.train, run, seed, f"{ctx.where}: profiles.{ctx.plan.profile}.train")
+    config = with_settings(config, ctx.plan.train, **changes)
     try:
-        metrics = train.run(config, **inputs, **kwargs)
-    except train.CheckpointError as exc:  # a checkpoint of other settings in our own build folder
-        log(f"{name}: {exc}; starting afresh")
-        metrics = train.run(config, **inputs, resume=False, **kwargs)
-    experiment.publish(run_dir, out_dir / "runs" / name,
-             f"{run['cipher']} | adaptation {run['adaptation']} | augment in {run['augment']} | {recipe}")
-    return metrics
+        return _train_stage(ctx, config, run, seed)
+    except Exception:
+        if not (ctx.record["cuda"] and config.compile):
+            raise
+        LOGGER.info(f"{run.folder(seed)}: failed with torch.compile; this and every later run without it:\n"
+                    f"{traceback.format_exc()}")
+        entry["compile_failed"] = True
+        chosen["compile_off_from"] = run.folder(seed)
+        return _train_stage(ctx, dataclasses.replace(config, compile=False), run, seed)
+
+
+def _train_stage(ctx: Context, config: training.TrainConfig, run: plan.Run, seed: int) -> dict:
+    """``stages.train.train`` as the DVC stage calls it; a checkpoint of other settings in
+    this call's own build folder (an earlier call's cut) is removed and the run starts afresh."""
+    entries = plan.cipher_entries(ctx.params, ctx.where, names=[run.cipher])
+    call = dict(config=config, configuration=ciphers.configuration(run.cipher, entries),
+                data_dir=ctx.folders.data, out_dir=ctx.folders.checkpoints(run, seed),
+                encrypted_dir=ctx.folders.encrypted(run.cipher), metrics_dir=ctx.folders.results(run, seed),
+                extra={"profile": ctx.plan.profile, "run": run.name}, progress=ctx.options.progress)
+    try:
+        return train_stage.train(**call)
+    except CheckpointError as exc:
+        LOGGER.info(f"{run.folder(seed)}: its checkpoint is removed and the run starts afresh ({errors.one_line(exc)})")
+        (ctx.folders.checkpoints(run, seed) / CHECKPOINT).unlink(missing_ok=True)
+        return train_stage.train(**call)
+
+
+def _summary(ctx: Context, failures: list[str]) -> None:
+    done = [r for r in ctx.record["results"] if "error" not in r]
+    total = round(time.perf_counter() - ctx.started, 2)
+    images = sum(r["train_images"] * r["epochs"] for r in done)
+    epoch_s = sum(r["train_wall_s"] for r in done)
+    budget = ctx.record["budget_s"]
+    ctx.record.update(images_trained=images, failures=failures,
+                      images_per_s={"training": round(images / epoch_s, 1) if epoch_s else None,
+                                    "end_to_end": round(images / total, 1) if total else None},
+                      within_budget=None if budget is None else total <= budget)
+    ctx.save()
+    LOGGER.info(f"summary: {len(done)}/{len(ctx.record['results'])} runs, total wall time {total:.1f} s"
+                + ("" if budget is None else f" (budget {budget:.0f} s, {'within' if total <= budget else 'OVER'})")
+                + f"; {images} training images, {ctx.record['images_per_s']['training'] or 0:.0f} images/s training, "
+                f"{ctx.record['images_per_s']['end_to_end'] or 0:.0f} images/s end to end; "
+                f"timings {ctx.record['timings']}")
 
 
 # ---------------------------------------------------------------- tables
-def _write_tables(out_dir: Path, profile: str, names: list[str], seeds: list[int], note: str) -> dict:
-    runs_dir = out_dir / "runs"
-    metrics = tables.collect_metrics(runs_dir, names, seeds)
-    t2, t3 = tables.make_tables(metrics)
-    prov = tables.provenance(metrics) + (f" {note}" if note else "")
-    md2, md3 = tables.tables_markdown(t2, t3, prov)
-    tables.write_tables(out_dir, t2, t3, md2, md3)
-    out = {"table2": md2, "table3": md3, "provenance": prov}
-    table = claims.claims_table(metrics)  # claims.csv/.md, as the tables stage writes them
-    out["claims"] = claims.claims_markdown(table, prov)
-    claims.write_claims(out_dir, table, out["claims"])
-    tables.plot_tables(t2, t3, out_dir / "tables.png")
-    curves = tables.read_curves(runs_dir, names, seeds)
-    tables.curves_html(curves, out_dir / "curves.html", f"Training curves, profile {profile}")
-    return out
+def write_tables(out_dir: Path, the_plan: plan.Plan) -> list[str]:
+    """The tables stage on ``out_dir/runs`` for the plan's runs and seeds; the names written.
+    Tables 2 and 3 also go to the log."""
+    from .stages import tables as tables_stage  # imported here: matplotlib only when tables are made
+
+    written = tables_stage.tables(Path(out_dir) / "runs", out_dir, [r.name for r in the_plan.runs],
+                                  list(the_plan.seeds), the_plan.profile)
+    for name in ("table2.md", "table3.md"):
+        LOGGER.info(written[name].read_text().rstrip())
+    return sorted(written)
 
 
-def _provenance_note(chosen: dict, budget_s) -> str:
-    """What the tables' provenance line adds: this runner, compile, and any epoch cut."""
-    compiled = "n/a on CPU" if chosen["compile"] is None else ("on" if chosen["compile"] else "off")
-    note = f"Run in one process by ppdnn.onepass (torch.compile {compiled})."
-    if chosen["epochs_cut"]:
-        note += (f" Epochs cut from {chosen['profile_epochs']} to {chosen['epochs']} to fit the "
-                 f"{budget_s or 0:.0f} s budget.")
-    return note
-
-
-def _write_record(path: Path, record: dict) -> None:
-    text = json.dumps(record, indent=2, default=str) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-# ---------------------------------------------------------------- entry point
-def run_all(params: dict, profile: str, out_dir, archive=None, seeds=None, probe_seconds: float = 20.0,
-            budget_s: float | None = DEFAULT_BUDGET_S, build_dir=None, data_cache=None,
-            compile: str = "auto", device: str | None = None, expected_counts=data.CIFAR10_COUNTS,
-            progress: bool = False, keep_going: bool = True) -> dict:
-    """Data -> encrypt -> every run of ``params["runs"]`` x ``seeds`` -> Tables 2 and 3, in this process.
-
-    ``out_dir`` receives the layout of ``results/<profile>/`` plus onepass.log/json;
-    ``build_dir`` (default ``build/onepass/<profile>``) the checkpoints and, unless
-    ``data_cache`` says otherwise, the data cache (``<build_dir>/data``; reused when it
-    holds the same archive). ``seeds``: default ``params["seeds"]``. ``compile``:
-    ``auto`` (the probe decides), ``on`` or ``off`` (CUDA only). ``budget_s``: seconds
-    for the whole call (``None`` or 0: no budget, no cut). ``device`` overrides the
-    profile's. ``keep_going``: a failed run is logged and the others go on; the call
-    raises at the end. Returns the record written to onepass.json.
-    """
-    import torch
-
-    t0 = time.perf_counter()
-    if compile not in ("auto", "on", "off"):
-        raise ValueError(f"compile must be 'auto', 'on' or 'off', got {compile!r}")
-    budget_s = float(budget_s) if budget_s else None
-    recipe, settings = profile_training(params, profile)
-    # the profile's configuration for a plain run (what the probe measures); a bad setting fails here
-    base = train_config(recipe, settings, adaptation="none", augment="cloud", seed=0,
-                        **({"device": device} if device else {}))
-    device = base.device
-    pipeline.require_device(device, profile)
-    seeds = [int(s) for s in (seeds if seeds is not None else params.get("seeds", [0]))]
-    runs = list(params["runs"])
-    names = [r["name"] for r in runs]
+def tables_only(params: dict, profile: str, out_dir, seeds=None, where: str = plan.PARAMS) -> list[str]:
+    """The tables from the run folders already in ``out_dir/runs`` (e.g. those a device call
+    brought back before it was stopped); runs missing there read "not run". ``seeds``:
+    default those of ``out_dir/onepass.json``, else the plan's."""
     out_dir = Path(out_dir)
-    build_dir = Path(build_dir) if build_dir is not None else Path("build") / "onepass" / profile
-    data_cache = Path(data_cache) if data_cache is not None else build_dir / "data"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / LOG).unlink(missing_ok=True)
-    log = Log(out_dir / LOG)
-    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    record = {"profile": profile, "recipe": recipe, "settings": settings, "seeds": seeds, "runs": names,
-              "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
-              "python": platform.python_version(), "budget_s": budget_s,
-              "out_dir": str(out_dir), "build_dir": str(build_dir), "timings": {}, "results": []}
-    log(f"ppdnn.onepass: profile {profile}, {len(runs)} runs x seeds {seeds}, device {device}, "
-        f"torch {torch.__version__}, budget {budget_s or 'none'} s")
-
-    # 1. data first: decoding forks worker processes, which is safe only before CUDA and
-    #    torch.compile's threads start
-    archive = Path(archive) if archive is not None else None
-    plain, seconds = prepare_data(data_cache, archive, params, expected_counts, log)
-    dev = train.resolve_device(device)
-    record["device"] = train.device_description(dev)
-    record["gpu"] = torch.cuda.get_device_name(dev) if cuda else None
-    manifest = plain["manifest"]
-    record["data"] = {"source": manifest["source"], "source_path": manifest.get("source_path"),
-                      "source_sha256": manifest.get("source_sha256"), "cache_dir": str(data_cache),
-                      "train_images": int(len(plain["train_images"])), "test_images": int(len(plain["test_images"]))}
-    record["timings"]["data_s"] = round(seconds, 2)
-    log(f"data: {manifest['source']} ({manifest.get('source_path')}), {len(plain['train_images'])} training and "
-        f"{len(plain['test_images'])} test images in {seconds:.1f} s")
-
-    # 2. throughput probe, on random images
-    t = time.perf_counter()
-    if cuda and compile != "auto":
-        modes = [compile == "on"]
-    else:
-        modes = None
-    if cuda and compile != "off":
-        record["dynamo"] = configure_dynamo()
-    probe = probe_throughput(base, probe_seconds, compile_modes=modes, log=log)
-    record["probe"] = probe
-    record["timings"]["probe_s"] = round(time.perf_counter() - t, 2)
-    encrypted, seconds = _encrypt_all(plain, runs, params, log)
-    record["timings"]["encrypt_s"] = round(seconds, 2)
-
-    # 3. plan: compile or not, epochs within the budget
-    n_train = base.train_subset or len(plain["train_images"])
-    n_test = base.test_subset or len(plain["test_images"])
-    jobs = [{"adaptation": r["adaptation"], "tta": base.eval_tta and r["augment"] != "client"}
-            for r in runs for _ in seeds]
-    left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
-    chosen = plan(probe, jobs, base.epochs, n_train, n_test, base.batch_size, base.drop_last, left, cuda,
-                  getattr(base, "eval_every_epoch", True))
-    record["chosen"] = chosen
-    epochs, compile_ = chosen["epochs"], chosen["compile"]
-    log(f"plan: compile {'n/a (CPU)' if compile_ is None else ('on' if compile_ else 'off')}, {epochs} epochs, "
-        f"{len(jobs)} runs x {n_train} training images, estimated {chosen['estimated_s']:.0f} s"
-        + ("" if left is None else f" of {left:.0f} s left"))
-    if chosen["epochs_cut"]:
-        log(f"plan: EPOCHS CUT from {chosen['profile_epochs']} to {epochs}: {chosen['cut_reason']}")
-    if "warning" in chosen:
-        log(f"plan: WARNING {chosen['warning']}")
-
-    # 4. the runs
-    train_one = functools.partial(
-        _train_one, recipe=recipe, settings=settings, profile_epochs=base.epochs, profile=profile, plain=plain,
-        encrypted=encrypted, data_source=manifest["source"], key_seed=int(params["key_seed"]),
-        build_dir=build_dir, out_dir=out_dir, progress=progress, log=log)
-    t_train = time.perf_counter()
-    failures = []
-    total_runs = len(runs) * len(seeds)
-    i = 0
-    for seed in seeds:
-        for run in runs:
-            i += 1
-            name = f"{run['name']}-s{seed}"
-            t = time.perf_counter()
-            entry = {"name": name, "run": run["name"], "seed": seed}
-            try:
-                overrides = {"epochs": epochs, "device": device}
-                if compile_ is not None:
-                    overrides["compile"] = compile_
-                try:
-                    metrics = train_one(run, seed, overrides=overrides)
-                except Exception:
-                    if not compile_:
-                        raise
-                    log(f"{name}: failed with torch.compile; this and every later run without it:\n"
-                        f"{traceback.format_exc()}")
-                    entry["compile_failed"] = True
-                    compile_ = False
-                    chosen["compile_off_from"] = name
-                    metrics = train_one(run, seed, overrides={**overrides, "compile": False})
-            except Exception as exc:
-                if not keep_going:
-                    raise
-                entry.update(error=f"{type(exc).__name__}: {exc}", wall_s=round(time.perf_counter() - t, 2))
-                failures.append(name)
-                log(f"[{i}/{total_runs}] {name}: FAILED after {entry['wall_s']:.1f} s: {entry['error']}\n"
-                    f"{traceback.format_exc()}")
-            else:
-                entry.update(test_acc=metrics["test_acc"], test_acc_tta=metrics.get("test_acc_tta"),
-                             wall_s=round(time.perf_counter() - t, 2), train_wall_s=round(metrics["wall_time_s"], 2),
-                             images_per_s=round(metrics["images_per_s"], 1), epochs=metrics["epochs"],
-                             train_images=metrics["train_images"], compile=metrics["config"]["compile"] and cuda)
-                tta = "" if entry["test_acc_tta"] is None else f" (flip TTA {entry['test_acc_tta']:.4f})"
-                log(f"[{i}/{total_runs}] {run['name']} seed {seed}: test_acc {entry['test_acc']:.4f}{tta}, "
-                    f"{entry['wall_s']:.1f} s ({entry['train_wall_s']:.1f} s training), "
-                    f"{entry['images_per_s']:.0f} images/s")
-            record["results"].append(entry)
-            record["timings"]["train_s"] = round(time.perf_counter() - t_train, 2)
-            record["timings"]["total_s"] = round(time.perf_counter() - t0, 2)
-            _write_record(out_dir / RECORD, record)  # a partial record survives a killed call
-
-    # 5. tables
-    t = time.perf_counter()
-    note = _provenance_note(chosen, budget_s)
-    done = [r for r in record["results"] if "error" not in r]
-    if done:
-        record["tables"] = _write_tables(out_dir, profile, names, seeds, note)
-        log(record["tables"]["table2"].rstrip())
-        log(record["tables"]["table3"].rstrip())
-    record["timings"]["tables_s"] = round(time.perf_counter() - t, 2)
-
-    # 6. summary
-    total = time.perf_counter() - t0
-    images = sum(r["train_images"] * r["epochs"] for r in done)
-    epoch_s = sum(r["train_wall_s"] for r in done)
-    record["timings"]["total_s"] = round(total, 2)
-    record["images_trained"] = images
-    record["images_per_s"] = {"training": round(images / epoch_s, 1) if epoch_s else None,
-                              "end_to_end": round(images / total, 1) if total else None}
-    record["within_budget"] = None if budget_s is None else total <= budget_s
-    record["failures"] = failures
-    _write_record(out_dir / RECORD, record)
-    log(f"summary: {len(done)}/{total_runs} runs, total wall time {total:.1f} s"
-        + ("" if budget_s is None else f" (budget {budget_s:.0f} s, {'within' if total <= budget_s else 'OVER'})")
-        + f"; {images} training images, {record['images_per_s']['training'] or 0:.0f} images/s training, "
-        f"{record['images_per_s']['end_to_end'] or 0:.0f} images/s end to end; timings {record['timings']}")
-    if failures:
-        raise RunsFailed(f"{len(failures)} run(s) failed: {', '.join(failures)} (see {out_dir / LOG})")
-    return record
-
-
-def tables_only(params: dict, profile: str, out_dir, seeds=None) -> dict:
-    """Tables 2 and 3 (and the claims) from the run folders already in ``out_dir/runs``, e.g.
-    those a device call brought back before it was stopped; runs missing there read "not
-    run". ``seeds``: default those of ``out_dir/onepass.json``, else ``params["seeds"]``."""
-    out_dir = Path(out_dir)
+    the_plan = plan.Plan.from_params(params, profile, where)
     record_path = out_dir / RECORD
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    if seeds is None:
-        seeds = record.get("seeds", params.get("seeds", [0]))
-    seeds = [int(s) for s in seeds]
-    names = [r["name"] for r in params["runs"]]
-    note = _provenance_note(record["chosen"], record.get("budget_s")) if "chosen" in record else ""
-    return _write_tables(out_dir, profile, names, seeds, note)
+    if seeds is None and record_path.is_file():
+        seeds = json.loads(record_path.read_text()).get("seeds")
+    if seeds is not None:
+        the_plan = dataclasses.replace(the_plan, seeds=plan.seeds({"seeds": list(seeds)}, "--seeds"))
+    return write_tables(out_dir, the_plan)
 
 
+# ---------------------------------------------------------------- command line
 def _seed_list(text: str) -> list[int]:
-    return [int(s) for s in text.replace(",", " ").split()]
+    try:
+        return [int(s) for s in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are non-negative ints like 0 1 2 or 0,1,2, got {text!r}") from None
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ppdnn.onepass", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", required=True, help="a profile of params.yaml, e.g. fast")
     parser.add_argument("--out", required=True, help="results folder (the layout of results/<profile>/)")
     parser.add_argument("--archive", default=None,
                         help="folder-per-class CIFAR-10 tar(.gz); default: params.yaml's data section")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--seeds", nargs="+", default=None, help="e.g. 0 1 2 or 0,1,2; default: params.yaml's")
+    parser.add_argument("--params", default=plan.PARAMS)
+    parser.add_argument("--seeds", nargs="+", type=_seed_list, default=None,
+                        help="e.g. 0 1 2 or 0,1,2; default: params.yaml's")
     parser.add_argument("--probe-seconds", type=float, default=20.0)
     parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S,
                         help="seconds for the whole call; epochs are cut to fit (0: no budget)")
-    parser.add_argument("--build", default=None, help="checkpoints and data cache (default build/onepass/<profile>)")
+    parser.add_argument("--build", default=None,
+                        help="data cache, encrypted data sets, checkpoints (default build/onepass/<profile>)")
     parser.add_argument("--data-cache", default=None, help="CIFAR-10 cache folder (default <build>/data)")
     parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
-    parser.add_argument("--device", default=None, choices=train.DEVICES, help="override the profile's device")
+    parser.add_argument("--device", default=None, choices=training.DEVICES, help="override the profile's device")
     parser.add_argument("--any-counts", action="store_true",
                         help="accept an archive with other than 50,000/10,000 images (tests)")
     parser.add_argument("--progress", action="store_true", help="tqdm bars per epoch")
     parser.add_argument("--tables-only", action="store_true",
                         help="only (re)write the tables from the run folders in --out")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or PPDNN_DEBUG=1)")
-    args = parser.parse_args(argv)
-    seeds = None if args.seeds is None else [s for text in args.seeds for s in _seed_list(text)]
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    seeds = None if args.seeds is None else tuple(s for group in args.seeds for s in group)
 
     def body():
-        params = pipeline.read_params(args.params)
+        params = plan.read(args.params)
         if args.tables_only:
-            written = tables_only(params, args.profile, args.out, seeds)
-            print(written["table2"] + "\n" + written["table3"])
+            with logging_to(None):
+                tables_only(params, args.profile, args.out, seeds, args.params)
             return
-        run_all(params, args.profile, args.out, archive=args.archive, seeds=seeds,
-                probe_seconds=args.probe_seconds, budget_s=args.budget_s, build_dir=args.build,
-                data_cache=args.data_cache, compile=args.compile, device=args.device,
-                expected_counts=None if args.any_counts else data.CIFAR10_COUNTS, progress=args.progress)
+        options = Options(out_dir=Path(args.out), build_dir=args.build, data_cache=args.data_cache,
+                          archive=args.archive, seeds=seeds, probe_seconds=args.probe_seconds,
+                          budget_s=args.budget_s, compile=args.compile, device=args.device,
+                          any_counts=args.any_counts, progress=args.progress)
+        run_all(params, args.profile, options, args.params)
 
     return errors.run_main("ppdnn.onepass", body, debug=args.debug)
 

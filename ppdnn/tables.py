@@ -1,35 +1,20 @@
 """Tables 2 and 3 of the paper from the train stages' metrics, beside the paper's numbers."""
 from __future__ import annotations
 
-import io
 import json
-import re
+import math
 from pathlib import Path
 
-import matplotlib
 import pandas as pd
 
 from .files import atomic_write
 from .markdown import markdown_table
+from .paper import TABLE2_ROWS, TABLE3_ROWS  # noqa: F401  (re-exported)
 
-# The paper's numbers (Tables 2 and 3, accuracy in %), shown beside ours, never used as ours.
-TABLE2_ROWS = [  # (row label, run name, paper accuracy)
-    ("Plain image", "plain", 92.98),
-    ("Proposed (step 2) without adaptation", "step2_cloud", 85.15),
-    ("Proposed (step 2) with adaptation", "step2_adapt_cloud", 86.99),
-    ("Proposed (steps 2 and 3) without adaptation", "step23_cloud", 82.51),
-    ("Proposed (steps 2 and 3) with adaptation", "step23_adapt_cloud", 86.16),
-    ("Tanaka's scheme [6]", "tanaka_cloud", 56.41),
-    ("EtC [9, 10]", "etc_cloud", 69.03),
-    ("Pixel-based [16] (chaotic/RC4)", "chaotic_rc4_cloud", 58.59),
-]
-TABLE3_ROWS = [  # (row label, client run, paper client, cloud run, paper cloud)
-    ("Proposed (step 2) without adaptation", "step2_client", 92.94, "step2_cloud", 85.15),
-    ("Proposed (step 2) with adaptation", "step2_adapt_client", 90.65, "step2_adapt_cloud", 86.99),
-    ("Tanaka's scheme [6]", "tanaka_client", 85.84, "tanaka_cloud", 56.41),
-]
+# The paper's numbers live in ppdnn.paper (one place for tables and claims); re-exported here.
 
-def _run_dirs(runs_dir, runs=None, seeds=None) -> list[Path]:
+
+def run_dirs(runs_dir, runs=None, seeds=None) -> list[Path]:
     """The `<run>-s<seed>` folders, restricted to the pipeline's current runs and seeds
     when given: DVC does not delete the uncached results of a run or seed it no longer has."""
     dirs = sorted(p for p in Path(runs_dir).glob("*-s*") if p.is_dir())
@@ -40,27 +25,72 @@ def _run_dirs(runs_dir, runs=None, seeds=None) -> list[Path]:
     return dirs
 
 
+_run_dirs = run_dirs  # the old private name
+
+# One row per (run, seed); accuracies are fractions as in the files (the tables show %),
+# seconds is the training wall time, path the metrics.json (named in ppdnn.claims' errors).
+METRIC_COLUMNS = ("run", "seed", "test_acc", "test_loss", "val_acc", "train_acc", "train_loss_smoothed",
+                  "cipher", "adaptation", "augment", "profile", "data_source", "device", "seconds",
+                  "images_per_s", "label_smoothing", "key_fingerprint", "path")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_run(folder) -> dict:
+    """One run's row: its metrics.json (the few scalars; in the old layout also everything
+    else) merged with run.json (provenance and configuration) where there is one."""
+    folder = Path(folder)
+    metrics_path = folder / "metrics.json"
+    metrics = _read_json(metrics_path)
+    info = _read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
+    acc = metrics.get("test_acc")
+    if not _finite(acc) or not 0.0 <= acc <= 1.0:
+        raise ValueError(f"{metrics_path}: test_acc must be a finite fraction in [0, 1], got {acc!r}")
+    merged = {**metrics, **info}
+    name, _, folder_seed = folder.name.rpartition("-s")
+    config = merged.get("config") if isinstance(merged.get("config"), dict) else {}
+    row = {key: merged.get(key) for key in METRIC_COLUMNS}
+    row.update(run=merged.get("run") or name,
+               seed=int(merged["seed"]) if _finite(merged.get("seed")) else int(folder_seed),
+               test_acc=float(acc), seconds=merged.get("wall_time_s"), path=str(metrics_path),
+               # the old layout's train_loss is the recipe's (label-smoothed) training loss
+               train_loss_smoothed=merged.get("train_loss_smoothed", merged.get("train_loss")),
+               label_smoothing=config.get("label_smoothing"),
+               adaptation=merged.get("adaptation", config.get("adaptation")),
+               augment=merged.get("augment", config.get("augment")))
+    return row
+
+
 def collect_metrics(runs_dir, runs=None, seeds=None) -> pd.DataFrame:
-    """One row per (run, seed) from the metrics.json files of the train stages."""
-    rows = []
-    for path in (d / "metrics.json" for d in _run_dirs(runs_dir, runs, seeds)):
-        m = json.loads(path.read_text())
-        # train.run merges the pipeline's `extra` (run, profile, data_source) into the metrics
-        rows.append({"run": m.get("run", path.parent.name.rsplit("-s", 1)[0]),
-                     "seed": m.get("seed"), "test_acc": 100.0 * m["test_acc"],
-                     "profile": m.get("profile"), "data_source": m.get("data_source"),
-                     "device": m.get("device"), "seconds": m.get("wall_time_s"),
-                     "images_per_s": m.get("images_per_s")})
+    """One row per (run, seed) from the train stages' files (columns :data:`METRIC_COLUMNS`)."""
+    rows = [read_run(d) for d in run_dirs(runs_dir, runs, seeds) if (d / "metrics.json").is_file()]
     if not rows:
-        raise FileNotFoundError(f"no */metrics.json under {runs_dir}")
-    return pd.DataFrame(rows)
+        raise FileNotFoundError(f"no */metrics.json under {runs_dir}"
+                                + (f" for runs {list(runs)}" if runs is not None else "")
+                                + (f" and seeds {list(seeds)}" if seeds is not None else ""))
+    return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
 
 
-def _summary(df, run: str) -> tuple[float, float, int]:
-    acc = df.loc[df["run"] == run, "test_acc"]
+def _summary(df, run: str) -> tuple[float, float, int, str]:
+    """Mean, std (ddof=1) and number of the run's seeds, and which seeds they are."""
+    rows = df.loc[df["run"] == run]
+    acc = 100.0 * rows["test_acc"]  # fractions in the files, % in the tables
+    seeds = ", ".join(str(int(s)) for s in sorted(rows["seed"]))
     if acc.empty:
-        return float("nan"), float("nan"), 0
-    return float(acc.mean()), float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, int(len(acc))
+        return float("nan"), float("nan"), 0, ""
+    return float(acc.mean()), float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, int(len(acc)), seeds
 
 
 def _fmt(mean: float, std: float, n: int) -> str:
@@ -70,40 +100,51 @@ def _fmt(mean: float, std: float, n: int) -> str:
 
 
 def make_tables(df) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tables 2 and 3: our mean ± std over seeds beside the paper's accuracy and the difference."""
+    """Tables 2 and 3: our mean ± std over seeds beside the paper's accuracy and the difference;
+    ``seeds`` counts the seeds of each row, ``seed_list`` names them."""
     t2 = []
     for label, run, paper in TABLE2_ROWS:
-        mean, std, n = _summary(df, run)
+        mean, std, n, used = _summary(df, run)
         t2.append({"encryption": label, "run": run, "ours_mean": round(mean, 2), "ours_std": round(std, 2),
-                   "seeds": n, "paper": paper, "difference": round(mean - paper, 2)})
+                   "seeds": n, "paper": paper, "difference": round(mean - paper, 2), "seed_list": used})
     t3 = []
     for label, client, paper_client, cloud, paper_cloud in TABLE3_ROWS:
-        cm, cs, cn = _summary(df, client)
-        dm, ds, dn = _summary(df, cloud)
+        cm, cs, cn, client_used = _summary(df, client)
+        dm, ds, dn, cloud_used = _summary(df, cloud)
         t3.append({"encryption": label,
                    "client_ours_mean": round(cm, 2), "client_ours_std": round(cs, 2), "client_paper": paper_client,
                    "client_difference": round(cm - paper_client, 2),
                    "cloud_ours_mean": round(dm, 2), "cloud_ours_std": round(ds, 2), "cloud_paper": paper_cloud,
-                   "cloud_difference": round(dm - paper_cloud, 2), "client_seeds": cn, "cloud_seeds": dn})
+                   "cloud_difference": round(dm - paper_cloud, 2), "client_seeds": cn, "cloud_seeds": dn,
+                   "client_seed_list": client_used, "cloud_seed_list": cloud_used})
     return pd.DataFrame(t2), pd.DataFrame(t3)
+
+
+def _seeds_cell(*lists: str) -> str:
+    """The seeds of a row for Markdown: one list if all columns share it, else each."""
+    if len(set(lists)) == 1:
+        return lists[0] or "—"
+    return " / ".join(used or "—" for used in lists)
 
 
 def tables_markdown(t2, t3, provenance: str) -> tuple[str, str]:
     """Markdown versions of the tables, with the profile/data/device line under each."""
     rows2 = [{"encryption": r.encryption, "ours": _fmt(r.ours_mean, r.ours_std, r.seeds),
-              "paper": f"{r.paper:.2f}", "difference": f"{r.difference:+.2f}"} for r in t2.itertuples()]
+              "paper": f"{r.paper:.2f}", "difference": "—" if r.seeds == 0 else f"{r.difference:+.2f}",
+              "seeds": _seeds_cell(r.seed_list)} for r in t2.itertuples()]
     rows3 = [{"encryption": r.encryption,
               "client_ours": _fmt(r.client_ours_mean, r.client_ours_std, r.client_seeds),
               "client_paper": f"{r.client_paper:.2f}",
               "cloud_ours": _fmt(r.cloud_ours_mean, r.cloud_ours_std, r.cloud_seeds),
-              "cloud_paper": f"{r.cloud_paper:.2f}"} for r in t3.itertuples()]
+              "cloud_paper": f"{r.cloud_paper:.2f}",
+              "seeds": _seeds_cell(r.client_seed_list, r.cloud_seed_list)} for r in t3.itertuples()]
     right = {"ours": "right", "paper": "right", "difference": "right", "client_ours": "right",
              "client_paper": "right", "cloud_ours": "right", "cloud_paper": "right"}
     md2 = markdown_table(rows2, {"encryption": "Encryption", "ours": "Ours (%)", "paper": "Paper (%)",
-                                 "difference": "Ours − paper"}, right)
+                                 "difference": "Ours − paper", "seeds": "Seeds"}, right)
     md3 = markdown_table(rows3, {"encryption": "Encryption", "client_ours": "Client: ours",
                                  "client_paper": "Client: paper", "cloud_ours": "Cloud: ours",
-                                 "cloud_paper": "Cloud: paper"}, right)
+                                 "cloud_paper": "Cloud: paper", "seeds": "Seeds (client / cloud)"}, right)
     foot = f"\n{provenance}\n"
     return md2 + foot, md3 + foot
 
@@ -118,78 +159,40 @@ def provenance(df) -> str:
             f"median {df['images_per_s'].median():.0f} training images/s.")
 
 
-def plot_tables(t2: pd.DataFrame, t3: pd.DataFrame, path) -> None:
-    """Bar chart: ours vs the paper for both tables."""
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _bars(ax, labels, ours, err, paper, title: str, fontsize: int) -> None:
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], ours, 0.4, yerr=err, label="ours (mean ± std over seeds)", color="tab:blue")
+    ax.bar([i + 0.2 for i in x], paper, 0.4, label="paper", color="tab:gray")
+    ax.set_xticks(list(x), labels, rotation=35, ha="right", fontsize=fontsize)
+    ax.set(ylim=(0, 100), ylabel="test accuracy (%)", title=title)
+    ax.grid(axis="y", alpha=0.3)
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [8, 6]})
-    ax = axes[0]
-    x = range(len(t2))
-    ax.bar([i - 0.2 for i in x], t2["ours_mean"], 0.4, yerr=t2["ours_std"], label="ours", color="tab:blue")
-    ax.bar([i + 0.2 for i in x], t2["paper"], 0.4, label="paper", color="tab:gray")
-    ax.set_xticks(list(x), [r.split(" [")[0].replace("Proposed ", "") for r in t2["encryption"]],
-                  rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Table 2: augmentation in the cloud")
-    ax.legend()
-    ax = axes[1]
+
+def tables_figure(t2: pd.DataFrame, t3: pd.DataFrame):
+    """Bar chart, ours vs the paper for both tables (a matplotlib ``Figure``, no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 5.2), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[8, 6])
+    short = [r.split(" [")[0].replace("Proposed ", "") for r in t2["encryption"]]
+    _bars(left, short, t2["ours_mean"], t2["ours_std"], t2["paper"], "Table 2: augmentation in the cloud", 8)
     labels, ours, paper, err = [], [], [], []
     for r in t3.itertuples():
-        short = r.encryption.split(" [")[0].replace("Proposed ", "")
-        labels += [f"{short}\nclient", f"{short}\ncloud"]
+        name = r.encryption.split(" [")[0].replace("Proposed ", "")
+        labels += [f"{name}\nclient", f"{name}\ncloud"]
         ours += [r.client_ours_mean, r.cloud_ours_mean]
         err += [r.client_ours_std, r.cloud_ours_std]
         paper += [r.client_paper, r.cloud_paper]
-    x = range(len(labels))
-    ax.bar([i - 0.2 for i in x], ours, 0.4, yerr=err, label="ours", color="tab:blue")
-    ax.bar([i + 0.2 for i in x], paper, 0.4, label="paper", color="tab:gray")
-    ax.set_xticks(list(x), labels, rotation=35, ha="right", fontsize=7)
-    ax.set_title("Table 3: augmentation in the client or the cloud")
-    for ax in axes:
-        ax.set_ylim(0, 100)
-        ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
+    _bars(right, labels, ours, err, paper, "Table 3: augmentation in the client or the cloud", 7)
+    handles, names = left.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncol=2, frameon=False)
+    return fig
 
 
-def read_curves(runs_dir, runs=None, seeds=None) -> pd.DataFrame:
-    """Every run's per-epoch metrics in one frame (columns of epochs.csv plus `run`)."""
-    frames = []
-    for path in (d / "epochs.csv" for d in _run_dirs(runs_dir, runs, seeds)):
-        frame = pd.read_csv(path)
-        frame.insert(0, "run", path.parent.name)
-        frames.append(frame)
-    if not frames:
-        raise FileNotFoundError(f"no */epochs.csv under {runs_dir}")
-    return pd.concat(frames, ignore_index=True)
-
-
-def curves_html(curves: pd.DataFrame, path, title: str) -> None:
-    """Training curves as one self-contained HTML page (inline SVG, nothing loaded from the web).
-
-    `dvc plots show` writes a page that fetches Vega from a CDN; this one works offline.
-    """
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for run, frame in curves.groupby("run", sort=True):
-        axes[0].plot(frame["epoch"], frame["train_loss"], marker=".", label=run)
-        axes[1].plot(frame["epoch"], 100 * frame["test_acc"], marker=".", label=run)
-    axes[0].set(xlabel="epoch", ylabel="training loss", title="training loss")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    table = curves.to_html(index=False, float_format=lambda v: f"{v:.4f}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-                          f"<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px}}</style></head>"
-                          f"<body><h1>{title}</h1>{buf.getvalue()}<h2>Per-epoch metrics</h2>{table}</body></html>\n")
-    atomic_write(path, lambda f: f.write(page.encode()))
+def plot_tables(t2: pd.DataFrame, t3: pd.DataFrame, path) -> Path:
+    """:func:`tables_figure` as a PNG, written atomically."""
+    fig = tables_figure(t2, t3)
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
 
 
 def write_tables(out_dir, t2: pd.DataFrame, t3: pd.DataFrame, md2: str, md3: str) -> None:
@@ -200,61 +203,9 @@ def write_tables(out_dir, t2: pd.DataFrame, t3: pd.DataFrame, md2: str, md3: str
         atomic_write(out_dir / f"{name}.md", lambda f, md=md: f.write(md.encode()))
 
 
-def plot_learning_curves(epochs_csv, path, title: str | None = None) -> Path:
-    """Loss and accuracy per epoch (train, and test where evaluated) from a run's ``epochs.csv``."""
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frame = pd.read_csv(epochs_csv)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for split in ("train", "test"):
-        ax_loss.plot(frame["epoch"], frame[f"{split}_loss"], marker="o", label=split)
-        ax_acc.plot(frame["epoch"], 100 * frame[f"{split}_acc"], marker="o", label=split)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
-    finally:
-        plt.close(fig)
-
-
-# ---------------------------------------------------------------- README
-README_BLOCKS = ("table2.md", "table3.md", "claims.md")
-
-
-def readme_block(text: str, source: str) -> tuple[int, int]:
-    """Start and end offsets of the content between ``<!-- include: source -->`` and
-    ``<!-- end include -->`` in ``text``; ValueError if the markers are missing."""
-    start_marker, end_marker = f"<!-- include: {source} -->\n", "<!-- end include -->"
-    start = text.find(start_marker)
-    if start < 0:
-        raise ValueError(f"README has no '{start_marker.strip()}' marker")
-    start += len(start_marker)
-    end = text.find(end_marker, start)
-    if end < 0:
-        raise ValueError(f"README: '{start_marker.strip()}' is not closed by '{end_marker}'")
-    return start, end
-
-
-def update_readme(readme, root=".") -> list[str]:
-    """Copy every included results file (``<!-- include: results/quick/claims.md -->``) into
-    the README, so that its tables are generated, never typed. Returns the files included."""
-    readme, root = Path(readme), Path(root)
-    text = readme.read_text()
-    included = []
-    for source in sorted(set(_included(text))):
-        start, end = readme_block(text, source)
-        text = text[:start] + (root / source).read_text() + text[end:]
-        included.append(source)
-    atomic_write(readme, lambda f: f.write(text.encode()))
-    return included
-
-
-def _included(text: str) -> list[str]:
-    return re.findall(r"<!-- include: (\S+) -->", text)
+def write_summary(path, metrics: pd.DataFrame) -> Path:
+    """summary.json: mean test accuracy (%) per run, the one DVC metric of the tables stage,
+    so that ``dvc exp show`` compares experiments in one row of 11 numbers."""
+    means = metrics.groupby("run", sort=False)["test_acc"].mean() * 100
+    payload = {run: round(float(acc), 2) for run, acc in means.items()}
+    return atomic_write(path, lambda f: f.write((json.dumps(payload, indent=2) + "\n").encode()))

@@ -42,23 +42,26 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import augment, checkpoints, data, models
+from . import augment, checkpoints, models
 from .checkpoints import CHECKPOINT, CheckpointError  # noqa: F401  (part of this module's API)
+from .data import channel_stats
 from .files import atomic_write, check_writable, remove_interrupted_writes
 
 SCHEDULES = ("multistep", "triangular")
 DEVICES = ("cpu", "cuda", "auto")
 METRICS = "metrics.json"
 EPOCHS_CSV = "epochs.csv"
-EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
-                 "seconds", "images_per_s")
+# train_loss_smoothed: the training loss as optimised (with the recipe's label smoothing),
+# so it is not comparable with the plain cross-entropy of val_loss and test_loss
+EPOCH_COLUMNS = ("epoch", "train_loss_smoothed", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                 "lr", "seconds", "images_per_s")
 PAPER_MILESTONE_FRACTIONS = (0.5, 0.75)  # 150 and 225 of 300 epochs
 # A stage that makes no progress for this long dumps every thread's stack to stderr
 # (faulthandler), so a hang inside a native library is visible instead of silent.
@@ -88,12 +91,16 @@ class TrainConfig:
     augment: str = "cloud"
     train_subset: int | None = None         # class-balanced subset, see select_subset
     test_subset: int | None = None
+    # Held out of the training set (class-balanced, the last images of each class) for
+    # every choice of recipe or architecture; the test set only reports. 0: none (paper).
+    val_size: int = 0
     seed: int = 0
     device: str = "auto"
-    amp: bool = False                       # bf16 autocast, CUDA only
+    amp: bool = False                       # bf16 autocast where native (see native_bf16), else fp32
+    threads: int | None = None              # CPU threads (None: torch's default); results depend on it
     channels_last: bool = True              # memory layout only, where safe (channels_last_hazards)
     compile: bool = False                   # torch.compile, CUDA only
-    eval_every_epoch: bool = True           # False: the test set only after the last epoch
+    eval_every_epoch: bool = True           # False: validation and test sets only after the last epoch
     eval_tta: bool = False                  # also report flip-TTA test accuracy
     eval_batch_size: int = 250              # small batches evaluate fastest on a CPU (cache)
     num_classes: int = 10
@@ -102,41 +109,50 @@ class TrainConfig:
         def check(ok, message):
             if not ok:
                 raise ValueError(f"TrainConfig: {message}")
-        check(self.recipe in RECIPES, f"unknown recipe {self.recipe!r}; choose one of {tuple(RECIPES)}")
-        check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
-        check(self.augment in augment.SITES, f"unknown augment {self.augment!r}; choose one of {augment.SITES}")
-        check(self.adaptation in models.ADAPTATIONS,
-              f"unknown adaptation {self.adaptation!r}; choose one of {models.ADAPTATIONS}")
-        check(self.device in DEVICES, f"unknown device {self.device!r}; choose one of {DEVICES}")
+
+        def number(name, low, high, low_open=False, high_open=False):
+            value = getattr(self, name)
+            check(isinstance(value, (int, float)) and not isinstance(value, bool),
+                  f"{name} must be a number, got {value!r}")
+            inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+            check(math.isfinite(value) and inside,
+                  f"{name} must be a finite number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}, got {value!r}")
+
+        for name, choices in (("recipe", tuple(RECIPES)), ("schedule", SCHEDULES), ("augment", augment.SITES),
+                              ("adaptation", models.ADAPTATIONS), ("device", DEVICES)):
+            check(getattr(self, name) in choices, f"unknown {name} {getattr(self, name)!r}; choose one of {choices}")
         for name in ("epochs", "batch_size", "width", "eval_batch_size", "num_classes"):
+            check(_is_int(getattr(self, name), 1), f"{name} must be a positive int, got {getattr(self, name)!r}")
+        check(_is_int(self.seed, 0), f"seed must be a non-negative int, got {self.seed!r}")
+        check(_is_int(self.val_size, 0), f"val_size must be a non-negative int, got {self.val_size!r}")
+        for name in ("train_subset", "test_subset", "threads"):
             value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                  f"{name} must be a positive int, got {value!r}")
-        check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
-              f"seed must be a non-negative int, got {self.seed!r}")
-        for name in ("train_subset", "test_subset"):
-            value = getattr(self, name)
-            check(value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1),
-                  f"{name} must be None or a positive int, got {value!r}")
+            check(value is None or _is_int(value, 1), f"{name} must be None or a positive int, got {value!r}")
         for name in ("nesterov", "drop_last", "bn_relu", "amp", "channels_last", "compile",
                      "eval_every_epoch", "eval_tta"):
             check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
-        check(0.0 <= self.label_smoothing < 1.0, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        check(self.lr > 0 and self.weight_decay >= 0 and 0 <= self.momentum < 1,
-              "lr must be > 0, weight_decay >= 0 and momentum in [0, 1)")
-        check(0.0 <= self.warmup_fraction < 1.0, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        number("lr", 0, 10, low_open=True)
+        number("momentum", 0, 1, high_open=True)
+        number("weight_decay", 0, 1)
+        number("lr_gamma", 0, 1, low_open=True)
+        number("label_smoothing", 0, 1, high_open=True)
+        number("warmup_fraction", 0, 1, high_open=True)
+        number("start_factor", 0, 1, low_open=True)
         if self.milestones is None:
             # fractional epochs: with 3 epochs the drops come after 1.5 and 2.25 epochs,
             # not both at epoch 2; with 300 they are exactly the paper's 150 and 225
             scaled = tuple(f * self.epochs for f in PAPER_MILESTONE_FRACTIONS)
             object.__setattr__(self, "milestones", scaled)
         else:
+            check(isinstance(self.milestones, (list, tuple)) and all(
+                isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) and m >= 0
+                for m in self.milestones), f"milestones must be finite epochs >= 0, got {self.milestones!r}")
             object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
 
     @classmethod
     def from_recipe(cls, recipe: str = "paper", **overrides) -> "TrainConfig":
         """The recipe's settings with ``overrides``; unknown keys raise ValueError."""
-        if recipe not in RECIPES:
+        if not isinstance(recipe, str) or recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; choose one of {tuple(RECIPES)}")
         unknown = sorted(set(overrides) - set(cls.keys()))
         if unknown:
@@ -165,6 +181,10 @@ RECIPES: dict[str, dict] = {
 
 
 # ----------------------------------------------------------------------- helpers
+def _is_int(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
 def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """The lr at a global step (0-based): step decay at (fractional) epochs, or a per-step triangle."""
     if config.schedule == "multistep":
@@ -204,6 +224,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' but CUDA is not available; use device='cpu' or 'auto'")
     return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA GPUs that support it, CPUs with
+    AVX512_BF16 or AMX (elsewhere bf16 autocast is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def device_description(device: torch.device) -> str:
@@ -304,7 +332,9 @@ def write_epochs_csv(path: Path, history: list[dict]) -> None:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    """Strict JSON: a NaN or infinity raises ValueError instead of writing invalid JSON."""
+    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 # ------------------------------------------------------------------ one run's state
@@ -346,7 +376,7 @@ def start_session(config: TrainConfig, x_train: torch.Tensor, y_train: torch.Ten
     """Model and optimiser for ``config`` on the device ``x_train`` lives on.
 
     ``normalisation``: per-channel (mean, std) on the [0, 1] scale of the training images
-    as the network sees them (``data.channel_stats``).
+    as the network sees them (``ppdnn.data.channel_stats``).
     """
     device = x_train.device
     cuda = device.type == "cuda"
@@ -366,7 +396,7 @@ def start_session(config: TrainConfig, x_train: torch.Tensor, y_train: torch.Ten
                    augmentation=augmentation, x_train=x_train, y_train=y_train,
                    mean=torch.tensor(mean01, device=device).reshape(1, -1, 1, 1) * 255,
                    std=torch.tensor(std01, device=device).reshape(1, -1, 1, 1) * 255,
-                   channels_last=channels_last, amp=config.amp and cuda)
+                   channels_last=channels_last, amp=config.amp and native_bf16(device))
 
 
 def train_epoch(s: Session, epoch: int, show_progress: bool = False) -> dict:
@@ -407,7 +437,7 @@ def train_epoch(s: Session, epoch: int, show_progress: bool = False) -> dict:
         torch.cuda.synchronize(s.device)
     seconds = time.perf_counter() - start
     bar.close()
-    return {"epoch": epoch + 1, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
+    return {"epoch": epoch + 1, "train_loss_smoothed": float(loss_sum) / seen, "train_acc": int(correct) / seen,
             "lr": lr, "seconds": seconds, "images_per_s": seen / seconds}
 
 
@@ -439,55 +469,117 @@ def scores(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict
 
 
 # ------------------------------------------------------------------------- run
-def prepare_split(config: TrainConfig, images, labels, name: str, subset: int | None):
-    """Checked (images, labels) of one split, reduced to its class-balanced subset."""
-    images, labels = _check_split(images, labels, name, config.num_classes)
-    if subset:
-        keep = select_subset(labels, subset, config.num_classes)
-        images, labels = images[keep], labels[keep]
-    return images, labels
+# The one schema of what a run records: the few scalars a reader compares go to
+# metrics.json (DVC metrics); configuration and provenance go to run.json beside it.
+METRIC_KEYS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss_smoothed",
+               "images_per_s", "wall_time_s")
+RUN_INFO = "run.json"
 
 
-def run(config: TrainConfig, train_images, train_labels, test_images, test_labels,
-        cipher=None, out_dir: str | os.PathLike = "build/train", extra: dict | None = None,
-        class_names: tuple[str, ...] | None = None, progress: bool = True,
+class Dataset(NamedTuple):
+    """What a run trains and tests on: numpy uint8 (N, H, W, 3) images and int labels.
+
+    ``train_images`` are what ``Augmentation.training_images`` chose: the plain images and
+    the ``cipher`` for augmentation in the client, the encrypted images otherwise (cipher
+    None). Test images come encrypted and are never augmented."""
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    cipher: object = None
+    class_names: tuple[str, ...] | None = None
+
+
+def split_training(labels: np.ndarray, val_size: int, train_subset: int | None,
+                   num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training indices, validation indices) of the training set.
+
+    Validation: ``val_size`` images, class-balanced, the *last* of each class in data order;
+    training: the first ``train_subset`` (class-balanced) of the rest, or all of the rest.
+    No randomness: every seed and scheme holds out, and trains on, the same images.
+    """
+    rest = np.arange(len(labels))
+    val = np.array([], dtype=np.int64)
+    if val_size:
+        if val_size >= len(labels):
+            raise ValueError(f"val_size {val_size} leaves no training images of {len(labels)}")
+        val = np.sort(len(labels) - 1 - select_subset(labels[::-1], val_size, num_classes))
+        rest = np.setdiff1d(rest, val)
+    if train_subset:
+        if train_subset > len(rest):
+            raise ValueError(f"train_subset {train_subset} exceeds the {len(rest)} training images "
+                             f"left after holding out val_size {val_size}")
+        rest = rest[select_subset(labels[rest], train_subset, num_classes)]
+    return rest, val
+
+
+def _checked(config: TrainConfig, data: Dataset) -> tuple[Dataset, tuple[np.ndarray, np.ndarray]]:
+    """The data set reduced to the configured subsets, and the held-out validation split."""
+    k = config.num_classes
+    train_x, train_y = _check_split(data.train_images, data.train_labels, "training", k)
+    test_x, test_y = _check_split(data.test_images, data.test_labels, "test", k)
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise ValueError(f"training and test images differ in shape: {train_x.shape[1:]} vs {test_x.shape[1:]}")
+    names = tuple(data.class_names) if data.class_names is not None else tuple(str(i) for i in range(k))
+    if len(names) != k:
+        raise ValueError(f"class_names has {len(names)} names for {k} classes")
+    keep, held = split_training(train_y, config.val_size, config.train_subset, k)
+    if config.test_subset:
+        chosen = select_subset(test_y, config.test_subset, k)
+        test_x, test_y = test_x[chosen], test_y[chosen]
+    return (Dataset(train_x[keep], train_y[keep], test_x, test_y, data.cipher, names),
+            (train_x[held], train_y[held]))
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None, device: torch.device):
+    """``torch.set_num_threads(n)`` on a CPU for the duration (results depend on it)."""
+    before = torch.get_num_threads()
+    if n is not None and device.type == "cpu":
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class TrainingDiverged(ValueError):
+    """A loss became NaN or infinite: the settings do not train (nothing is written as a result)."""
+
+
+def _evaluate(s: Session, x: torch.Tensor | None, y: torch.Tensor | None, k: int) -> dict | None:
+    return None if x is None or not len(x) else scores(predict(s, x), y, k)
+
+
+def run(config: TrainConfig, data: Dataset, out_dir: str | os.PathLike = "build/train", *,
+        extra: dict | None = None, progress: bool = True,
         on_epoch_end: Callable[[dict], None] | None = None, resume: bool = True) -> dict:
-    """Train and evaluate one configuration; write checkpoint.pt, epochs.csv and metrics.json.
+    """Train and evaluate one configuration; write checkpoint.pt, epochs.csv, metrics.json
+    (``METRIC_KEYS``) and run.json (everything else); return both merged.
 
-    Images are numpy uint8 (N, H, W, 3). For ``augment="client"`` pass the *plain* training
-    images and the ``cipher``; each augmented batch is encrypted on the device. Otherwise
-    pass the (encrypted) training images as the network should see them and ``cipher=None``.
-    Test images always come already encrypted and are never augmented.
     With ``resume`` an existing checkpoint in ``out_dir`` is continued (it must match).
     ``on_epoch_end(row)`` is called after each epoch's checkpoint is on disk.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    augmentation = augment.Augmentation(config.augment, cipher)
-    train_images, train_labels = prepare_split(config, train_images, train_labels, "training",
-                                               config.train_subset)
-    test_images, test_labels = prepare_split(config, test_images, test_labels, "test", config.test_subset)
-    if train_images.shape[1:] != test_images.shape[1:]:
-        raise ValueError(f"training and test images differ in shape: {train_images.shape[1:]} vs {test_images.shape[1:]}")
-    k = config.num_classes
-    class_names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(k))
-    if len(class_names) != k:
-        raise ValueError(f"class_names has {len(class_names)} names for {k} classes")
-    extra = dict(extra or {})
+    augmentation = augment.Augmentation(config.augment, data.cipher)
+    data, (val_images, val_labels) = _checked(config, data)
     out_dir = _writable_dir(out_dir)
-    for name in (EPOCHS_CSV, METRICS):
+    for name in (EPOCHS_CSV, METRICS, RUN_INFO):
         remove_interrupted_writes(out_dir / name)
     device = resolve_device(config.device)
-    fp = checkpoints.fingerprint(config.to_dict(), [train_images, train_labels, test_images, test_labels],
-                                 cipher, train_images.shape[1:3])
+    fp = checkpoints.fingerprint(config.to_dict(), [data.train_images, data.train_labels, data.test_images,
+                                                    data.test_labels], data.cipher, data.train_images.shape[1:3])
     log = tqdm.write if progress else (lambda *_: None)
+    k = config.num_classes
 
-    with deterministic(device.type == "cpu"), stall_watchdog():
-        x_train, y_train = to_device(train_images, device), torch.from_numpy(train_labels).to(device)
-        x_test, y_test = to_device(test_images, device), torch.from_numpy(test_labels).to(device)
-        # the statistics of what the network sees: encrypted images, also in the client
-        seen = cipher.encrypt(train_images) if config.augment == "client" else train_images
-        s = start_session(config, x_train, y_train, augmentation, data.channel_stats(seen))
+    with deterministic(device.type == "cpu"), cpu_threads(config.threads, device), stall_watchdog():
+        x_train, y_train = to_device(data.train_images, device), torch.from_numpy(data.train_labels).to(device)
+        x_test, y_test = to_device(data.test_images, device), torch.from_numpy(data.test_labels).to(device)
+        x_val = to_device(augmentation.as_seen(val_images), device) if len(val_images) else None
+        y_val = torch.from_numpy(val_labels).to(device)
+        s = start_session(config, x_train, y_train, augmentation,
+                          channel_stats(augmentation.as_seen(data.train_images)))
         history, first_epoch = _resume(s, out_dir / CHECKPOINT, fp, log) if resume else ([], 0)
         if not s.channels_last and config.channels_last:
             log(f"channels_last off on this CPU: {', '.join(channels_last_hazards(s.model))} "
@@ -496,41 +588,57 @@ def run(config: TrainConfig, train_images, train_labels, test_images, test_label
         for epoch in range(first_epoch, config.epochs):
             started = time.perf_counter()
             row = train_epoch(s, epoch, progress)
-            test = None
+            val = test = None
             if config.eval_every_epoch or epoch == config.epochs - 1:
+                val = _evaluate(s, x_val, y_val, k)
                 logits = predict(s, x_test)
                 test = scores(logits, y_test, k)
             row["seconds"] = time.perf_counter() - started  # training and this epoch's evaluation
-            row.update(test_loss=test["loss"] if test else None, test_acc=test["acc"] if test else None)
+            row.update({f"{split}_{m}": (result[m] if result else None)
+                        for split, result in (("val", val), ("test", test)) for m in ("loss", "acc")})
+            bad = [c for c in ("train_loss_smoothed", "val_loss", "test_loss")
+                   if row[c] is not None and not math.isfinite(row[c])]
+            if bad:
+                raise TrainingDiverged(f"{', '.join(bad)} not finite after epoch {epoch + 1}: "
+                                       f"lr {config.lr} does not train this configuration")
             history.append({c: row[c] for c in EPOCH_COLUMNS})
-            checkpoints.save(out_dir / CHECKPOINT, {
-                "fingerprint": fp, "config": config.to_dict(), "epoch": epoch + 1,
-                "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
-                "schedule": {"step": (epoch + 1) * s.steps_per_epoch, "steps_per_epoch": s.steps_per_epoch},
-                "rng": checkpoints.rng_state(s.generator), "history": history,
-                "normalisation": {"mean": _scale01(s.mean), "std": _scale01(s.std)}})
+            _save_checkpoint(s, out_dir, fp, epoch, history)
             write_epochs_csv(out_dir / EPOCHS_CSV, history)
-            log(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} "
+            log(f"epoch {epoch + 1}/{config.epochs}: train loss (smoothed) {row['train_loss_smoothed']:.4f} "
                 f"acc {row['train_acc']:.4f}" + (f" | test loss {test['loss']:.4f} acc {test['acc']:.4f}" if test else ""))
             if on_epoch_end is not None:
                 on_epoch_end(dict(history[-1]))
         if logits is None:  # a finished run, resumed: evaluate once more
             logits = predict(s, x_test)
-        final = scores(logits, y_test, k)
-        metrics = {"test_acc": final["acc"], "test_loss": final["loss"],
-                   "per_class_acc": dict(zip(class_names, final["per_class"]))}
-        # flip TTA flips the ciphertext: that is the training distribution only when the
-        # cloud augmented encrypted images (client runs saw encrypt(flip(x)) instead)
-        if config.eval_tta and config.augment != "client":
-            metrics["test_acc_tta"] = scores(predict(s, x_test, flip_tta=True), y_test, k)["acc"]
+        final, val = scores(logits, y_test, k), _evaluate(s, x_val, y_val, k)
+        results = {"test_acc": final["acc"], "test_loss": final["loss"],
+                   "val_acc": val["acc"] if val else None, "val_loss": val["loss"] if val else None,
+                   "per_class_acc": dict(zip(data.class_names, final["per_class"]))}
+        if config.eval_tta and augmentation.flip_tta_valid:
+            results["test_acc_tta"] = scores(predict(s, x_test, flip_tta=True), y_test, k)["acc"]
+        results.update(_summary(config, s, history, len(x_test), len(val_images), fp))  # inside: threads
     write_epochs_csv(out_dir / EPOCHS_CSV, history)
-    metrics.update(_summary(config, s, history, n_test=len(x_test), fingerprint=fp))
-    clash = sorted(set(extra) & set(metrics))
+    return write_results(out_dir, results, extra)
+
+
+def write_results(out_dir: Path, results: dict, extra: dict | None) -> dict:
+    """metrics.json (``METRIC_KEYS``) and run.json (the rest, with ``extra``); returns both merged."""
+    clash = sorted(set(extra or {}) & set(results))
     if clash:
-        raise ValueError(f"extra keys {clash} clash with metrics written by train.run")
-    metrics.update(extra)
-    write_json(out_dir / METRICS, metrics)
-    return metrics
+        raise ValueError(f"extra keys {clash} clash with what train.run records")
+    results = {**results, **(extra or {})}
+    write_json(out_dir / METRICS, {k: results[k] for k in METRIC_KEYS})
+    write_json(out_dir / RUN_INFO, {k: v for k, v in results.items() if k not in METRIC_KEYS})
+    return results
+
+
+def _save_checkpoint(s: Session, out_dir: Path, fp: str, epoch: int, history: list[dict]) -> None:
+    checkpoints.save(out_dir / CHECKPOINT, {
+        "fingerprint": fp, "config": s.config.to_dict(), "epoch": epoch + 1,
+        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+        "schedule": {"step": (epoch + 1) * s.steps_per_epoch, "steps_per_epoch": s.steps_per_epoch},
+        "rng": checkpoints.rng_state(s.generator), "history": history,
+        "normalisation": {"mean": _scale01(s.mean), "std": _scale01(s.std)}})
 
 
 def _writable_dir(out_dir) -> Path:
@@ -557,16 +665,18 @@ def _resume(s: Session, path: Path, fp: str, log) -> tuple[list[dict], int]:
     return list(state["history"]), int(state["epoch"])
 
 
-def _summary(config: TrainConfig, s: Session, history: list[dict], n_test: int, fingerprint: str) -> dict:
+def _summary(config: TrainConfig, s: Session, history: list[dict], n_test: int, n_val: int,
+             fingerprint: str) -> dict:
     # wall time: epochs (training + evaluation), summed over resumed parts; images/s: the median
     # epoch, so torch.compile's first epoch does not skew it
     return {
-        "train_loss": history[-1]["train_loss"] if history else None,
-        "train_acc": history[-1]["train_acc"] if history else None,
-        "epochs": config.epochs, "train_images": len(s.x_train), "test_images": n_test,
+        "train_loss_smoothed": history[-1]["train_loss_smoothed"], "train_acc": history[-1]["train_acc"],
+        "epochs": config.epochs, "train_images": len(s.x_train), "val_images": n_val, "test_images": n_test,
         "wall_time_s": sum(r["seconds"] for r in history),
-        "images_per_s": float(np.median([r["images_per_s"] for r in history])) if history else None,
-        "device": device_description(s.device), "recipe": config.recipe, "seed": config.seed,
+        "images_per_s": float(np.median([r["images_per_s"] for r in history])),
+        "device": device_description(s.device), "dtype": "bf16" if s.amp else "fp32",
+        "isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+        "recipe": config.recipe, "seed": config.seed,
         "parameters": models.count_parameters(s.model), "channels_last": s.channels_last,
         "normalisation": {"mean": _scale01(s.mean), "std": _scale01(s.std)},
         "config": config.to_dict(), "fingerprint": fingerprint, "torch": torch.__version__,
@@ -585,7 +695,7 @@ def measure_speed(config: TrainConfig, n_images: int, epochs: int = 2, image_sha
     x = torch.randint(0, 256, (n_images, 3, *image_shape), dtype=torch.uint8, generator=generator).to(device)
     y = torch.randint(0, config.num_classes, (n_images,), generator=generator).to(device)
     config = dataclasses.replace(config, drop_last=True)
-    augmentation = augment.Augmentation(config.augment, cipher if config.augment == "client" else None)
+    augmentation = augment.Augmentation(config.augment, cipher if augment.Augmentation.reads_plain(config.augment) else None)
     s = start_session(config, x, y, augmentation, normalisation=([0.5] * 3, [0.29] * 3))
     with stall_watchdog():
         return [train_epoch(s, epoch) for epoch in range(epochs)]

@@ -1,4 +1,5 @@
 """Fixtures shared by the test files."""
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,15 @@ def real_cifar(tmp_path_factory) -> dict:
     cache = tmp_path_factory.mktemp("cifar10")
     data.prepare(source="archive", archive=CIFAR_ARCHIVE, cache_dir=cache)
     return data.load(cache)
+
+
+@pytest.fixture
+def no_hang():
+    """Fail instead of blocking for ever (a FIFO opened for reading waits for a writer)."""
+    def alarm(signum, frame):
+        raise TimeoutError("blocked: the call waited on a FIFO")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(5)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from ppdnn import ciphers, cli, files
+from shipped import ENTRIES
 from toy_scheme import define_toy_scheme
 from ppdnn.ciphers import PERMUTATIONS, EtcCipher, PixelCipher, TanakaCipher, engine, keyfile
 
@@ -59,12 +60,12 @@ def toy_scheme():
     assert "toy" not in ciphers.schemes()
 
 
-@pytest.fixture(params=[c.name for c in ciphers.configurations()] + ["toy"])
+@pytest.fixture(params=list(ENTRIES) + ["toy"])
 def configuration(request) -> ciphers.Configuration:
     """Every registered configuration, then the toy scheme's."""
     if request.param == "toy":
         request.getfixturevalue("toy_scheme")
-    return ciphers.configuration(request.param)
+    return ciphers.configuration(request.param, None if request.param == "toy" else ENTRIES)
 
 
 # ---------------------------------------------------------------- the shared property checker
@@ -78,7 +79,7 @@ def check_configuration(config: ciphers.Configuration, tmp_path, photo) -> None:
         return ciphers.make(config.scheme, shape, seed=seed, **config.options)
 
     cipher = make()
-    assert cipher.configuration == config.name and cipher.scheme == config.scheme
+    assert cipher.options == config.options and cipher.scheme == config.scheme
 
     # round trips, numpy and torch (a non-contiguous view, as in training)
     x = random_images(n=7)
@@ -122,7 +123,7 @@ def check_configuration(config: ciphers.Configuration, tmp_path, photo) -> None:
     body = json.loads(path.read_text())
     assert body["scheme"] == config.scheme and body["shape"] == [32, 32] and "provenance" not in body
     loaded = ciphers.load(path, scheme=config.scheme, shape=(32, 32))
-    assert type(loaded) is cls and loaded.configuration == config.name
+    assert type(loaded) is cls and loaded.options == config.options
     assert loaded.fingerprint == cipher.fingerprint and (loaded.encrypt(x) == y).all()
     assert loaded.key_space_log10 == cipher.key_space_log10
 
@@ -143,25 +144,62 @@ def test_every_configuration_and_a_toy_scheme_have_every_property(configuration,
 
 
 # ---------------------------------------------------------------- the registry
-def test_configurations_are_those_of_params_yaml_in_table_order():
-    declared = yaml.safe_load((REPO / "params.yaml").read_text())["ciphers"]
-    found = {c.name: (c.scheme, c.shuffle) for c in ciphers.configurations()}
-    assert list(found) == declared == ["plain", "pixel", "pixel_shuffle", "tanaka", "etc", "chaotic_rc4"]
+def test_configurations_are_data_in_params_yaml_in_table_order():
+    found = {c.name: (c.scheme, c.shuffle) for c in ciphers.configurations(ENTRIES)}
+    assert list(found) == ["plain", "pixel", "pixel_shuffle", "tanaka", "etc", "chaotic_rc4"]
     assert found["pixel_shuffle"] == ("pixel", True) and found["pixel"] == ("pixel", False)
     assert ciphers.schemes() == ("plain", "pixel", "tanaka", "etc", "chaotic_rc4")
-    assert [c.label for c in ciphers.make_all(key_seed=0)] == [
+    assert [c.label for c in ciphers.make_all(key_seed=0, entries=ENTRIES)] == [
         "plain", "pixel (step 2)", "pixel (step 2+3)", "tanaka", "etc", "chaotic_rc4"]
+    with pytest.raises(ValueError, match="needs its params.yaml entry"):
+        ciphers.configuration("pixel_shuffle")  # a configuration with options is data, not code
+    with pytest.raises(ValueError, match="only applies to 'pixel'"):
+        ciphers.configuration("x", {"x": {"scheme": "tanaka", "shuffle": True}})
 
 
-def test_every_module_of_the_package_is_imported():
-    for module in pkgutil.iter_modules(ciphers.__path__):
-        assert f"ppdnn.ciphers.{module.name}" in sys.modules
+FIND_ONE_SCHEME = """
+import sys
+from ppdnn import ciphers
+cls = ciphers.scheme_class(sys.argv[1])
+print(cls.__module__, sorted(m for m in sys.modules if m.startswith("ppdnn.schemes.")))
+"""
+
+
+@pytest.mark.parametrize("scheme", ["pixel", "tanaka", "etc"])
+def test_finding_a_scheme_imports_its_module_only(scheme):
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", FIND_ONE_SCHEME, scheme], capture_output=True, text=True,
+                         check=True, cwd=REPO).stdout.split(" ", 1)
+    assert out[0] == f"ppdnn.schemes.{scheme}"
+    assert out[1].strip() == repr([f"ppdnn.schemes.{scheme}"])
+
+
+def test_every_scheme_lives_in_a_file_named_after_it():
     for scheme in ciphers.schemes():
-        assert ciphers.scheme_class(scheme).__module__ == f"ppdnn.ciphers.{scheme}"
+        assert ciphers.scheme_class(scheme).__module__ == f"ppdnn.schemes.{scheme}"
+    assert set(ciphers.scheme_modules()) == set(ciphers.schemes())
+
+
+# sha256 of today's key files (key_seed 0), written by the code before configurations
+# became data and schemes moved to ppdnn/schemes/: keys must never change silently
+KEY_FILE_SHA256 = {
+    "plain": "15eacb97019fa7bb12cc204c2b12e3185208956b1dd88cc3278703ca3972c0f2",
+    "pixel": "69eb857b4c613a499cf5add6f927d327c7d35df271c5c6812e5ab56f7eef88da",
+    "pixel_shuffle": "eb0544f1802dc872f1333847cf2e8c50a241e4fd67d64652a16cd41ba5f1ed9a",
+    "tanaka": "c278a717d6f9b2a7db31ade16f33ae92a8e108448fdd61c8cab126810a2a5287",
+    "etc": "5205a1ae0e9c474ed77d3e08471c87d72042568065dd3f8c1bb279e0bb9fb514",
+    "chaotic_rc4": "349ae82fbd68bbe82e9837fa40ba8d086c020edffa3967bf9b9fc9c166790f12",
+}
+
+
+def test_key_files_are_byte_identical_to_those_before_the_refactor(tmp_path):
+    for name, digest in KEY_FILE_SHA256.items():
+        path = ciphers.make_for_configuration(name, 0, entries=ENTRIES).save(tmp_path / f"{name}.json")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
 
 
 def test_a_new_scheme_appears_everywhere_and_leaves_no_trace(toy_scheme):
-    assert ciphers.schemes()[-1] == "toy" and ciphers.SCHEMES[-1] == "toy"
+    assert ciphers.schemes()[-1] == "toy"
     assert ciphers.configurations()[-1] == ciphers.Configuration("toy", "toy", {})
     assert ciphers.make_all(key_seed=0)[-1].scheme == "toy"
     rows = [r for r in ciphers.key_space_rows([(32, 32), (5, 5)]) if r["encryption"] == "toy"]
@@ -194,7 +232,7 @@ def test_unregister_unknown_scheme():
 # ---------------------------------------------------------------- independent keys per configuration
 def test_each_configuration_gets_its_own_key_from_one_key_seed(tmp_path):
     step2 = ciphers.make_for_configuration("pixel", key_seed=0)
-    step23 = ciphers.make_for_configuration("pixel_shuffle", key_seed=0)
+    step23 = ciphers.make_for_configuration("pixel_shuffle", key_seed=0, entries=ENTRIES)
     # with one seed for both (the old way), steps 2 and 2+3 shared their flip mask
     assert (ciphers.make("pixel", seed=0).flip == ciphers.make("pixel", shuffle=True, seed=0).flip).all()
     assert 0.4 < (step2.flip == step23.flip).mean() < 0.6  # independent bits agree half the time
@@ -214,7 +252,7 @@ def test_each_configuration_gets_its_own_key_from_one_key_seed(tmp_path):
     with pytest.raises(ValueError, match="checksum"):
         ciphers.load(path)
     with pytest.raises(ValueError, match="unknown cipher configuration"):
-        ciphers.make_for_configuration("pixel_step3", 0)
+        ciphers.make_for_configuration("pixel_step3", 0, entries=ENTRIES)
     with pytest.raises(ValueError, match="key_seed"):
         ciphers.derive_seed("pixel", None)
 
@@ -285,14 +323,14 @@ def test_step2_then_step3():
 def test_round_trip_real_cifar_images(real_cifar):
     images = real_cifar["test_images"][::500]
     assert images.shape == (20, 32, 32, 3)
-    for cipher in ciphers.make_all(key_seed=9):
+    for cipher in ciphers.make_all(key_seed=9, entries=ENTRIES):
         assert (cipher.decrypt(cipher.encrypt(images)) == images).all(), cipher
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-@pytest.mark.parametrize("name", [c.name for c in ciphers.configurations()])
+@pytest.mark.parametrize("name", list(ENTRIES))
 def test_torch_on_gpu_matches_numpy(name):
-    cipher = ciphers.make_for_configuration(name, key_seed=0)
+    cipher = ciphers.make_for_configuration(name, key_seed=0, entries=ENTRIES)
     x = random_images(n=5)
     t = torch.from_numpy(x).permute(0, 3, 1, 2).cuda()
     ty = cipher.encrypt(t)

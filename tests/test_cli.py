@@ -2,17 +2,21 @@
 import errno
 import io
 import os
+import signal
 import stat
 import struct
 import subprocess
 import sys
+import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from ppdnn import ciphers, cli, errors, files
+from ppdnn.ciphers import auth
 from ppdnn.cli import main
 
 
@@ -151,7 +155,8 @@ def test_keygen_writes_a_private_reproducible_key(tmp_path, capsys):
     assert main(["keygen", str(key), "--shuffle", "--size", "8", "8", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "log10 key space 107.6" in out
-    assert f"fingerprint {ciphers.load(key).fingerprint}" in out
+    fingerprint = out.split("fingerprint ")[1].split(",")[0]
+    assert auth.fingerprint_matches(fingerprint, cli.KeyCheck(ciphers.load(key)).material)
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     cipher = ciphers.load(key, scheme="pixel", shape=(8, 8))
     assert (cipher.flip == ciphers.make("pixel", (8, 8), shuffle=True, seed=3).flip).all()
@@ -263,10 +268,10 @@ def test_npz_round_trip_keeps_only_listed_label_arrays(tmp_path, key, capsys):
     np.savez(tmp_path / "d.npz", images=images, labels=labels)
     assert encrypt(key, tmp_path / "d.npz", tmp_path / "e.npz", "--keep", "labels") == 0
     with np.load(tmp_path / "e.npz") as enc:
-        assert sorted(enc.files) == ["images", "labels", "ppdnn_key_fingerprint"]
+        assert sorted(enc.files) == ["images", "key_fingerprint", "key_tag", "labels"]
         assert (enc["images"] == ciphers.load(key).encrypt(images)).all()
         assert (enc["labels"] == labels).all()
-        assert str(enc["ppdnn_key_fingerprint"]) == ciphers.load(key).fingerprint
+        assert cli.KeyCheck(ciphers.load(key)).identifies(str(enc["key_fingerprint"]))
     assert decrypt(key, tmp_path / "e.npz", tmp_path / "r.npz") == 0
     with np.load(tmp_path / "r.npz") as restored:
         assert sorted(restored.files) == ["images", "labels"]  # no fingerprint on plaintext
@@ -392,10 +397,11 @@ def test_encrypted_images_carry_the_key_fingerprint_and_decrypted_ones_none(tmp_
     write_images(tmp_path / "plain", n=1)
     assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 0
     with Image.open(tmp_path / "enc" / "img0.png") as im:
-        assert im.info["ppdnn-key-fingerprint"] == ciphers.load(key).fingerprint
+        assert cli.KeyCheck(ciphers.load(key)).identifies(im.info["key_fingerprint"])
+        assert im.info["key_tag"].startswith("hs1$")
     assert decrypt(key, tmp_path / "enc", tmp_path / "dec") == 0
     with Image.open(tmp_path / "dec" / "img0.png") as im:
-        assert "ppdnn-key-fingerprint" not in im.info
+        assert not set(im.info) & set(cli.MARK_FIELDS)
 
 
 def test_wrong_key_missing_fingerprint_and_double_encryption_are_refused(tmp_path, key, other_key, capsys):
@@ -559,3 +565,185 @@ def test_write_files_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # a and new/ removed again
     files.write_files([(tmp_path / "b", lambda f: f.write(b"2"))], overwrite=True)
     assert (tmp_path / "b").read_bytes() == b"2"
+
+
+# ------------------------------------------------------------ reliability, round two
+def test_force_never_replaces_a_device_fifo_or_socket(tmp_path, key, capsys):
+    import socket
+    try:  # a twin of /dev/null: a pre-fix version must not be given the real one to replace
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    write_images(tmp_path / "plain", n=1)
+    os.mkfifo(tmp_path / "pipe.json")
+    os.mkfifo(tmp_path / "pipe.png")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock.png"))
+    sock.close()
+    for argv, what in [(["keygen", str(tmp_path / "null"), "--force"], "null is a character device"),
+                       (["keygen", str(tmp_path / "pipe.json"), "--force"], "pipe.json is a FIFO"),
+                       (["encrypt", "--key", str(key), str(tmp_path / "plain" / "img0.png"),
+                         str(tmp_path / "pipe.png"), "--force"], "pipe.png is a FIFO"),
+                       (["encrypt", "--key", str(key), str(tmp_path / "plain" / "img0.png"),
+                         str(tmp_path / "sock.png"), "--force"], "sock.png is a socket")]:
+        assert main(argv) == 1
+        assert what in one_error_line(capsys)
+    assert stat.S_ISCHR(os.lstat(tmp_path / "null").st_mode)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe.png").st_mode)
+    assert stat.S_ISSOCK(os.lstat(tmp_path / "sock.png").st_mode)
+
+
+def test_fifo_inputs_are_refused_without_blocking(tmp_path, key, capsys):
+    import signal
+
+    def alarm(signum, frame):
+        raise TimeoutError("blocked on a FIFO")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(10)
+    try:
+        write_images(tmp_path / "plain", n=2)
+        os.mkfifo(tmp_path / "plain" / "img9.png")  # in a folder: refused by name, not skipped
+        os.mkfifo(tmp_path / "k.json")
+        os.mkfifo(tmp_path / "in.npz")
+        os.mkfifo(tmp_path / "in.png")
+        cases = [(lambda: encrypt(tmp_path / "k.json", tmp_path / "plain", tmp_path / "o1"), "k.json is a FIFO"),
+                 (lambda: encrypt(key, tmp_path / "plain", tmp_path / "o2"), "img9.png is a FIFO"),
+                 (lambda: encrypt(key, tmp_path / "in.npz", tmp_path / "o3.npz"), "in.npz is a FIFO"),
+                 (lambda: decrypt(key, tmp_path / "in.png", tmp_path / "o4.png"), "in.png is a FIFO")]
+        for run, needle in cases:
+            assert run() == 1 and needle in one_error_line(capsys)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not any((tmp_path / n).exists() for n in ("o1", "o2", "o3.npz", "o4.png"))
+
+
+def test_a_seeded_key_warns_that_it_is_only_as_secret_as_its_seed(tmp_path, capsys):
+    assert main(["keygen", str(tmp_path / "k.json"), "--seed", "4242"]) == 0
+    assert "only as secret as its seed" in capsys.readouterr().err
+    assert main(["keygen", str(tmp_path / "k2.json")]) == 0
+    assert "seed" not in capsys.readouterr().err
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["keygen"].format_help()
+    assert "only as secret as its seed" in " ".join(help_text.split())
+
+
+def test_the_fingerprint_is_salted_so_a_seed_scan_is_slow(tmp_path, capsys):
+    key = tmp_path / "k.json"
+    assert main(["keygen", str(key), "--size", "8", "8", "--seed", "4242"]) == 0
+    write_images(tmp_path / "plain", n=1)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 0
+    with Image.open(tmp_path / "enc" / "img0.png") as im:
+        fp = im.info["key_fingerprint"]
+    assert fp != ciphers.load(key).fingerprint  # not the unsalted hash a scan can test in nanoseconds
+    start = time.perf_counter()
+    guesses = [cli.KeyCheck(ciphers.make("pixel", (8, 8), seed=s)).identifies(fp) for s in (4240, 4241, 4242)]
+    assert guesses == [False, False, True]
+    assert (time.perf_counter() - start) / 3 > 0.03
+
+
+def forge(source: Path, target: Path, image: np.ndarray) -> None:
+    """``image`` saved as PNG with the text chunks (fingerprint, tag) of ``source``."""
+    info = PngImagePlugin.PngInfo()
+    with Image.open(source) as im:
+        for name in cli.MARK_FIELDS:
+            if name in im.info:
+                info.add_text(name, im.info[name])
+    Image.fromarray(image).save(target, pnginfo=info)
+
+
+def test_plaintext_with_a_copied_fingerprint_or_tampered_pixels_is_not_decrypted(tmp_path, key, capsys):
+    plain = write_images(tmp_path / "plain", n=1)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 0
+    enc = tmp_path / "enc" / "img0.png"
+    forge(enc, tmp_path / "forged.png", plain[0])  # plaintext labelled as ciphertext
+    tampered = np.asarray(Image.open(enc)).copy()
+    tampered[0, 0, 0] ^= 1
+    forge(enc, tmp_path / "tampered.png", tampered)
+    capsys.readouterr()
+    for name in ("forged.png", "tampered.png"):
+        assert decrypt(key, tmp_path / name, tmp_path / f"out-{name}") == 1
+        assert "authentication tag does not match" in one_error_line(capsys)
+        assert not (tmp_path / f"out-{name}").exists()
+    info = PngImagePlugin.PngInfo()  # a fingerprint without a tag (as older versions wrote)
+    info.add_text("key_fingerprint", Image.open(enc).info["key_fingerprint"])
+    Image.fromarray(plain[0]).save(tmp_path / "untagged.png", pnginfo=info)
+    assert decrypt(key, tmp_path / "untagged.png", tmp_path / "out.png") == 1
+    assert "no authentication tag" in one_error_line(capsys)
+    assert decrypt(key, enc, tmp_path / "good.png") == 0
+    assert (np.asarray(Image.open(tmp_path / "good.png")) == plain[0]).all()
+
+
+def test_a_pipeline_style_npz_decrypts_only_with_force_and_loses_its_marks(tmp_path, key, capsys):
+    cipher = ciphers.load(key)
+    images = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "train.npz", images=cipher.encrypt(images), labels=np.arange(3),
+             key_fingerprint=np.array(cli.KeyCheck(cipher).legacy_fingerprint))
+    assert decrypt(key, tmp_path / "train.npz", tmp_path / "plain.npz") == 1
+    assert "no authentication tag" in one_error_line(capsys)
+    assert decrypt(key, tmp_path / "train.npz", tmp_path / "plain.npz", "--force") == 0
+    with np.load(tmp_path / "plain.npz") as out:
+        assert sorted(out.files) == ["images", "labels"]  # plaintext never labelled as ciphertext
+        assert (out["images"] == images).all()
+    # and a CLI-encrypted .npz whose pixels were altered is caught
+    np.savez(tmp_path / "d.npz", images=images)
+    assert encrypt(key, tmp_path / "d.npz", tmp_path / "e.npz") == 0
+    with np.load(tmp_path / "e.npz") as enc:
+        altered = dict(enc)
+    altered["images"] = altered["images"].copy()
+    altered["images"][0, 0, 0, 0] ^= 1
+    np.savez(tmp_path / "altered.npz", **altered)
+    capsys.readouterr()
+    assert decrypt(key, tmp_path / "altered.npz", tmp_path / "r.npz") == 1
+    assert "authentication tag does not match" in one_error_line(capsys)
+
+
+KILLED_DECRYPT = """
+import sys, time
+from PIL import Image
+from ppdnn import cli
+real_save = Image.Image.save
+count = []
+def slow_save(self, fp, *args, **kwargs):
+    real_save(self, fp, *args, **kwargs)
+    count.append(1)
+    if len(count) == 2:
+        print("writing", flush=True)
+        time.sleep(60)
+Image.Image.save = slow_save
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_an_interrupted_decrypt_leaves_no_readable_plaintext(tmp_path, key, how):
+    write_images(tmp_path / "plain", n=4)
+    assert encrypt(key, tmp_path / "plain", tmp_path / "enc") == 0
+    out = tmp_path / "dec"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_DECRYPT, "decrypt", "--key", str(key),
+                             str(tmp_path / "enc"), str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    leftovers = [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in leftovers)
+    proc.send_signal(how)
+    _, err = proc.communicate(timeout=30)
+    if how == signal.SIGTERM:
+        assert proc.returncode == 143 and "terminated by SIGTERM" in err
+        assert list(out.iterdir()) == []  # cleaned up at once
+    else:
+        assert proc.returncode == -signal.SIGKILL and list(out.iterdir())  # nothing could run
+    assert decrypt(key, tmp_path / "enc", out) == 0  # the next run on that output cleans up
+    assert sorted(p.name for p in out.iterdir()) == [f"img{i}.png" for i in range(4)]
+
+
+def test_long_and_non_utf8_output_names(tmp_path, key, capsys):
+    write_images(tmp_path / "plain", n=1)
+    long_name = "e" * 246 + ".png"  # 250 characters
+    assert encrypt(key, tmp_path / "plain" / "img0.png", tmp_path / long_name) == 0
+    odd = os.fsdecode(b"caf\xe9.png")
+    capsys.readouterr()
+    assert encrypt(key, tmp_path / "plain" / "img0.png", tmp_path / odd) == 0
+    out = capsys.readouterr().out
+    assert "caf\\xe9.png" in out and os.path.exists(os.fsencode(tmp_path) + b"/caf\xe9.png")
+    assert decrypt(key, tmp_path / odd, tmp_path / "back.png") == 0

@@ -324,3 +324,91 @@ def test_real_cifar10_jpeg_archive(real_cifar):
     # the data README's statistics of the decoded JPEG copy
     np.testing.assert_allclose(manifest["splits"]["train"]["mean"], [0.4913, 0.4821, 0.4465], atol=2e-4)
     np.testing.assert_allclose(manifest["splits"]["train"]["std"], [0.2452, 0.2428, 0.2606], atol=2e-4)
+
+
+# ------------------------------------------------------------ reliability, round two
+def png16(width=32, height=32) -> bytes:
+    """A 16-bit RGB PNG (Pillow cannot write one): mid-grey, which clipping turns into 255."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    rows = b"".join(b"\0" + b"\x80\x00" * 3 * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("payload, needle", [
+    (png16(), "is a 16-bit RGB image, not 8-bit RGB"),
+    (encode(np.full((32, 32), 40000, dtype=np.uint16), "PNG"), "-bit I;16 image, not 8-bit RGB"),
+], ids=["rgb16", "grey16"])
+def test_a_16_bit_image_is_refused_as_the_cli_refuses_it(tmp_path, payload, needle):
+    archive = tmp_path / "deep.tar"
+    make_archive(archive, extra={"train/cat/deep.png": payload})
+    with pytest.raises(data.DataError, match=needle) as err:
+        prepare_small(archive, tmp_path / "cache")
+    assert "train/cat/deep.png" in str(err.value) and "clipping" in str(err.value)
+    assert not (tmp_path / "cache" / "manifest.json").exists()
+
+
+def test_the_cli_and_the_data_stage_share_one_image_rule():
+    from ppdnn import cli
+    with Image.open(io.BytesIO(png16())) as im:
+        assert data.bit_depth_problem(im, "x") is not None
+        with pytest.raises(cli.CliError, match="16-bit"):
+            cli.check_mode("x", im, convert=True)
+
+
+def test_auto_names_the_archive_it_did_not_find(monkeypatch, tmp_path, capsys):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Dataset not found or corrupted")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    missing = tmp_path / "typo-cifar.tar.gz"
+    with pytest.raises(data.DataError, match=f"looked for {missing}"):
+        data.prepare(source="auto", archive=missing, root=tmp_path / "raw", cache_dir=tmp_path / "c")
+    assert f"archive {missing} not found" in capsys.readouterr().err
+
+
+def test_a_fifo_as_archive_or_cache_file_is_refused_without_blocking(png_archive, tmp_path):
+    import os
+    import signal
+
+    def alarm(signum, frame):
+        raise TimeoutError("blocked on a FIFO")
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(5)
+    try:
+        os.mkfifo(tmp_path / "pipe.tar")
+        with pytest.raises(ValueError, match="is a FIFO"):
+            data.prepare(source="archive", archive=tmp_path / "pipe.tar", cache_dir=tmp_path / "c")
+        prepare_small(png_archive[0], tmp_path / "cache")
+        (tmp_path / "cache" / "test.npz").unlink()
+        os.mkfifo(tmp_path / "cache" / "test.npz")
+        with pytest.raises(data.DataError, match="is a FIFO"):
+            data.load(tmp_path / "cache")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_next_run_removes_what_a_killed_data_stage_left(png_archive, tmp_path):
+    import os
+    import subprocess
+    import sys
+    cache = tmp_path / "cache"
+    script = ("import sys, time, numpy\nfrom ppdnn import data\n"
+              "def stuck(f, **kw):\n    f.write(b'partial'); f.flush(); print('writing', flush=True); time.sleep(60)\n"
+              "numpy.savez = stuck\n"
+              f"data.prepare(source='archive', archive={str(png_archive[0])!r}, cache_dir={str(cache)!r},"
+              " expected_counts={'train': 40, 'test': 20}, workers=1)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()
+    proc.wait()
+    leftovers = [n for n in os.listdir(cache) if n.startswith(".ppdnn-") and n.endswith(".tmp")]
+    assert leftovers
+    assert all(os.stat(cache / n).st_mode & 0o077 == 0 for n in leftovers)  # private meanwhile
+    prepare_small(png_archive[0], cache)
+    assert sorted(os.listdir(cache)) == ["manifest.json", "test.npz", "train.npz"]

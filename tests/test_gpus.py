@@ -173,3 +173,32 @@ def test_bad_counts_are_refused(tmp_path):
         with pytest.raises(ValueError, match="positive int"):
             with gpus.choose_gpu(bad, tmp_path):
                 pass  # pragma: no cover
+
+
+def test_bad_environment_numbers_are_one_line_errors_naming_the_variable(tmp_path):
+    with pytest.raises(ValueError, match="PPDNN_GPU_COUNT must be a whole number, got 'abc'"):
+        gpus.gpu_count({"PPDNN_GPU_COUNT": "abc"})
+    with pytest.raises(ValueError, match="PPDNN_GPU_COUNT must be a whole number >= 0"):
+        gpus.gpu_count({"PPDNN_GPU_COUNT": "-2"})
+    env = {"PPDNN_GPU_LOCKS": str(tmp_path), "PPDNN_GPU_COUNT": "1", "PPDNN_GPU_TIMEOUT": "soon"}
+    with pytest.raises(ValueError, match="PPDNN_GPU_TIMEOUT must be a number of seconds, got 'soon'"):
+        with gpus.gpu_for_job(environ=env, log=lambda line: None):
+            pass  # pragma: no cover
+    proc = subprocess.run([sys.executable, "-m", "ppdnn.gpus", "--locks", str(tmp_path), "status"],
+                          capture_output=True, text=True, env={**ENV, "PPDNN_GPU_COUNT": "abc"}, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "ppdnn.gpus: error: PPDNN_GPU_COUNT must be a whole number, got 'abc'"
+
+
+def test_status_names_the_holder_and_creates_no_lock_file(tmp_path):
+    assert gpus.status(2, tmp_path / "none") == [{"gpu": 0, "held": False, "holder": ""},
+                                                 {"gpu": 1, "held": False, "holder": ""}]
+    assert not (tmp_path / "none").exists()
+    with gpus.choose_gpu(2, tmp_path):
+        rows = gpus.status(2, tmp_path)
+        assert [r["held"] for r in rows] == [True, False]
+        assert f"pid {os.getpid()} since " in rows[0]["holder"]
+        with gpus.choose_gpu(2, tmp_path) as second:
+            assert second == 1  # status's probe released what it took
+    assert [r["held"] for r in gpus.status(2, tmp_path)] == [False, False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu0.lock", "gpu1.lock"]

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from ppdnn import ciphers, data, onepass
+from ppdnn import ciphers, data, onepass, train
+from ppdnn.stages import encrypt as encrypt_stage
+from ppdnn.stages import tables as tables_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = {"train": 8, "test": 4}
@@ -21,8 +23,11 @@ PER_CLASS = {"train": 8, "test": 4}
 # some CPUs (AMD EPYC, AVX2) below 8 channels
 TINY = {"recipe": "fast", "device": "cpu", "width": 8, "epochs": 1, "batch_size": 16,
         "train_subset": 64, "test_subset": 40}
-RUN_FILES = {"metrics.json", "epochs.csv", "learning_curves.png"}
-TABLE_FILES = {"table2.csv", "table2.md", "table3.csv", "table3.md", "tables.png", "curves.html"}
+RUN_FILES = {train.METRICS, train.RUN_INFO, train.EPOCHS_CSV}
+TABLE_FILES = set(tables_stage.OUTPUTS)
+# one thread: on a busy 2-core machine OpenMP's spin-waiting made the same run 3-30x slower
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+       "OMP_NUM_THREADS": "1"}
 
 
 def make_archive(path: Path, seed=0) -> None:
@@ -49,21 +54,36 @@ def tiny_params() -> dict:
     return params
 
 
-def run_cli(tmp_path, *extra, timeout=600):
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(tiny_params()))
-    cmd = [sys.executable, "-m", "ppdnn.onepass", "--params", str(params), "--profile", "tiny",
-           "--out", str(tmp_path / "out"), "--archive", str(tmp_path / "cifar.tar.gz"),
-           "--build", str(tmp_path / "build"), "--probe-seconds", "0", "--any-counts", *extra]
-    # one thread: on a busy 2-core machine OpenMP's spin-waiting made the same run 3-30x slower
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+def write_params(tmp_path: Path) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params()))
+    return path
+
+
+def run_module(tmp_path, module: str, *args, timeout=600) -> str:
+    cmd = [sys.executable, "-m", module, *map(str, args)]
     try:
-        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"ppdnn.onepass did not finish in {timeout} s:\n{exc.stdout}\n{exc.stderr}")
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
+        pytest.fail(f"{module} did not finish in {timeout} s:\n{exc.stdout}\n{exc.stderr}")
+    assert proc.returncode == 0, f"{module}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
     return proc.stdout
+
+
+def run_cli(tmp_path, *extra):
+    return run_module(tmp_path, "ppdnn.onepass", "--params", write_params(tmp_path), "--profile", "tiny",
+                      "--out", tmp_path / "out", "--archive", tmp_path / "cifar.tar.gz", "--build",
+                      tmp_path / "build", "--probe-seconds", "0", "--any-counts", "--seeds", "0", *extra)
+
+
+def train_stage_cli(tmp_path, run: dict, out: Path) -> None:
+    """One run through the DVC train stage's command, on onepass's cache and encrypted data."""
+    build = tmp_path / "build"
+    run_module(tmp_path, "ppdnn.stages.train", "--params", write_params(tmp_path), "--profile", "tiny",
+               "--run", run["name"], "--cipher", run["cipher"], "--adaptation", run["adaptation"],
+               "--augment", run["augment"], "--seed", 0, "--data", build / "data",
+               "--encrypted", build / "encrypted" / run["cipher"], "--out", out / "checkpoint",
+               "--metrics", out / "metrics")
 
 
 @pytest.mark.slow
@@ -71,27 +91,32 @@ def test_end_to_end_writes_the_results_layout(tmp_path):
     make_archive(tmp_path / "cifar.tar.gz")
     stdout = run_cli(tmp_path)
     out = tmp_path / "out"
-    names = [r["name"] for r in tiny_params()["runs"]]
+    runs = tiny_params()["runs"]
+    names = [r["name"] for r in runs]
     assert len(names) == 11
-    # exactly the files of results/<profile>/, plus the runner's log and record
+    # exactly the files of results/<profile>/ (the DVC stages' outputs), plus the runner's log and record
     assert {p.name for p in (out / "runs").iterdir()} == {f"{n}-s0" for n in names}
-    for name in names:
-        assert {p.name for p in (out / "runs" / f"{name}-s0").iterdir()} == RUN_FILES
-        metrics = json.loads((out / "runs" / f"{name}-s0" / "metrics.json").read_text())
-        assert metrics["run"] == name and metrics["profile"] == "tiny" and metrics["data_source"] == "archive"
-        assert metrics["device"].startswith("cpu") and metrics["images_per_s"] > 0 and metrics["wall_time_s"] > 0
-        assert metrics["epochs"] == 1 and metrics["train_images"] == 64 and metrics["test_images"] == 40
-        assert metrics["cipher"] == next(r["cipher"] for r in tiny_params()["runs"] if r["name"] == name)
-        assert metrics["config"]["recipe"] == "fast" and metrics["config"]["width"] == 8
-    claims = {"claims.csv", "claims.md"}
-    assert {p.name for p in out.iterdir()} == TABLE_FILES | claims | {"runs", "onepass.log", "onepass.json"}
-    assert not list(out.rglob("*.pt")) and list((tmp_path / "build" / "runs").rglob("checkpoint.pt"))
+    for run in runs:
+        folder = out / "runs" / f"{run['name']}-s0"
+        assert {p.name for p in folder.iterdir()} == RUN_FILES
+        metrics = json.loads((folder / train.METRICS).read_text())
+        assert set(metrics) == set(train.METRIC_KEYS) and metrics["images_per_s"] > 0 and metrics["wall_time_s"] > 0
+        info = json.loads((folder / train.RUN_INFO).read_text())
+        assert info["run"] == run["name"] and info["profile"] == "tiny" and info["data_source"] == "archive"
+        assert info["cipher"] == run["cipher"] and info["device"].startswith("cpu")
+        assert info["encrypted_dir"] == str(tmp_path / "build" / "encrypted" / run["cipher"])
+        assert info["epochs"] == 1 and info["train_images"] == 64 and info["test_images"] == 40
+        assert info["config"]["recipe"] == "fast" and info["config"]["width"] == 8
+        assert info["config"]["adaptation"] == run["adaptation"] and info["config"]["augment"] == run["augment"]
+        assert not {"runner", "profile_epochs", "key_seed"} & set(info)  # onepass's own facts: onepass.json
+    assert {p.name for p in out.iterdir()} == TABLE_FILES | {"runs", "onepass.log", "onepass.json"}
+    assert not list(out.rglob("*.pt")) and len(list((tmp_path / "build" / "runs").rglob("checkpoint.pt"))) == 11
+    assert {p.name for p in (tmp_path / "build" / "encrypted").iterdir()} == set(tiny_params()["ciphers"])
 
     t2 = pd.read_csv(out / "table2.csv")
     assert t2["seeds"].tolist() == [1] * 8 and t2["ours_mean"].between(0, 100).all()
     assert (pd.read_csv(out / "table3.csv")[["client_seeds", "cloud_seeds"]] == 1).all().all()
-    md2 = (out / "table2.md").read_text()
-    assert "Profile: tiny; data: archive; device: cpu" in md2 and "ppdnn.onepass" in md2
+    assert "Profile: tiny; data: archive; device: cpu" in (out / "table2.md").read_text()
 
     record = json.loads((out / "onepass.json").read_text())
     assert record["probe"]["candidates"]["eager"]["images_per_s"] > 0
@@ -101,7 +126,8 @@ def test_end_to_end_writes_the_results_layout(tmp_path):
     assert [r["name"] for r in record["results"]] == [f"{n}-s0" for n in names]
     assert all(r["wall_s"] > 0 and 0 <= r["test_acc"] <= 1 for r in record["results"])
     assert record["failures"] == [] and record["images_trained"] == 11 * 64
-    assert record["recipe"] == "fast" and record["settings"]["width"] == 8
+    assert record["settings"] == TINY and record["seeds"] == [0] and record["data"]["train_images"] == 80
+    assert set(record["tables"]) == TABLE_FILES
 
     log = (out / "onepass.log").read_text().splitlines()
     run_lines = [line for line in log if line.startswith("[")]
@@ -109,83 +135,133 @@ def test_end_to_end_writes_the_results_layout(tmp_path):
     assert log[-1].startswith("summary: 11/11 runs, total wall time")
     assert "summary: 11/11 runs" in stdout and "probe eager:" in stdout
 
+    # the DVC train stage, on the same cache and encrypted data, trains the same run and
+    # writes the same schema (a client run: it reads the plain and the encrypted data)
+    run = next(r for r in runs if r["augment"] == "client")
+    train_stage_cli(tmp_path, run, tmp_path / "dvc")
+    ours, theirs = (json.loads((d / train.RUN_INFO).read_text())
+                    for d in (out / "runs" / f"{run['name']}-s0", tmp_path / "dvc" / "metrics"))
+    assert set(ours) == set(theirs) and ours["fingerprint"] == theirs["fingerprint"]
+    del ours["encrypted_dir"], theirs["encrypted_dir"]  # where each runner keeps the data set
+    assert ours == theirs
+    ours, theirs = (json.loads((d / train.METRICS).read_text())
+                    for d in (out / "runs" / f"{run['name']}-s0", tmp_path / "dvc" / "metrics"))
+    assert {k: ours[k] for k in ("test_acc", "test_loss", "train_loss_smoothed")} == \
+        {k: theirs[k] for k in ("test_acc", "test_loss", "train_loss_smoothed")}
+
     # the tables again from the run folders alone (a device call stopped before its tables)
-    before = {name: (out / name).read_bytes() for name in ("table2.csv", "table2.md", "table3.md")}
-    for name in TABLE_FILES | claims:
+    before = {name: (out / name).read_bytes() for name in ("table2.csv", "table2.md", "table3.md", "claims.csv")}
+    for name in TABLE_FILES:
         (out / name).unlink()
-    onepass.tables_only(tiny_params(), "tiny", out)
-    assert {p.name for p in out.iterdir()} >= TABLE_FILES | claims
+    assert set(onepass.tables_only(tiny_params(), "tiny", out)) == TABLE_FILES
+    assert {p.name for p in out.iterdir()} >= TABLE_FILES
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
 def test_data_cache_is_reused_only_for_the_same_archive(tmp_path):
-    lines = []
     make_archive(tmp_path / "a.tar.gz", seed=0)
     make_archive(tmp_path / "b.tar.gz", seed=1)
-    cache = tmp_path / "cache"
-    first, _ = onepass.prepare_data(cache, tmp_path / "a.tar.gz", {}, None, lines.append)
-    again, _ = onepass.prepare_data(cache, tmp_path / "a.tar.gz", {}, None, lines.append)
-    assert lines == [f"data: reusing the cache in {cache}"]
-    assert (again["train_images"] == first["train_images"]).all()
-    other, _ = onepass.prepare_data(cache, tmp_path / "b.tar.gz", {}, None, lines.append)
-    assert len(lines) == 1 and not (other["train_images"] == first["train_images"]).all()
-    assert other["manifest"]["source_sha256"] == data.sha256_of(tmp_path / "b.tar.gz")
+    cache, log = tmp_path / "cache", tmp_path / "log"
+    with onepass.logging_to(log):
+        first = onepass.prepare_data(cache, tmp_path / "a.tar.gz", None, None)
+        first_images = data.load(cache)["train_images"]
+        again = onepass.prepare_data(cache, tmp_path / "a.tar.gz", None, None)
+        assert log.read_text() == f"data: reusing the cache in {cache}\n"
+        assert again["source_sha256"] == first["source_sha256"]
+        other = onepass.prepare_data(cache, tmp_path / "b.tar.gz", None, None)
+    assert log.read_text().count("\n") == 1 and other["source_sha256"] == data.sha256_of(tmp_path / "b.tar.gz")
+    assert not (data.load(cache)["train_images"] == first_images).all()
+    assert not onepass.LOGGER.handlers  # the log's handlers are removed on leaving
 
 
-# ---------------------------------------------------------------- the plan (no training)
+# ---------------------------------------------------------------- the time budget (no training)
 PROBE = {"candidates": {"eager": {"images_per_s": 20_000.0, "compile_s": 0.0, "recompile_s": 0.0},
                         "compile": {"images_per_s": 40_000.0, "compile_s": 20.0, "recompile_s": 1.0}}}
-JOBS = [{"adaptation": a, "tta": True} for a in ["none"] * 5 + ["pixel"] * 4 + ["block"] * 2]
+WORK = onepass.Workload(tuple((a, True) for a in ["none"] * 5 + ["pixel"] * 4 + ["block"] * 2),
+                        n_train=50_000, n_test=10_000, n_val=0, batch_size=512, drop_last=True)
 
 
-def plan(seconds_left, probe=PROBE, epochs=15):
-    return onepass.plan(probe, JOBS, epochs, 50_000, 10_000, 512, True, seconds_left, cuda=True)
+def fit(seconds_left, probe=PROBE, epochs=15):
+    return onepass.fit_budget(probe, WORK, epochs, seconds_left, cuda=True)
 
 
-def test_plan_prefers_compile_when_its_cost_pays_off():
-    chosen = plan(480)
+def test_budget_prefers_compile_when_its_cost_pays_off():
+    chosen = fit(480)
     assert chosen["compile"] is True and chosen["epochs"] == 15 and not chosen["epochs_cut"]
     # 11 x 15 epochs at 40k images/s ~ 210 s, plus 3 first compiles and 8 warm ones
     assert 250 < chosen["estimated_s"] < 480 * onepass.SAFETY
 
 
-def test_plan_prefers_eager_when_compiling_costs_more_than_it_saves():
+def test_budget_prefers_eager_when_compiling_costs_more_than_it_saves():
     probe = {"candidates": {**PROBE["candidates"],
                             "compile": {"images_per_s": 22_000.0, "compile_s": 60.0, "recompile_s": 30.0}}}
-    assert plan(None, probe)["compile"] is False
-    assert plan(2000, probe)["compile"] is False
+    assert fit(None, probe)["compile"] is False
+    assert fit(2000, probe)["compile"] is False
 
 
-def test_plan_cuts_epochs_not_runs_and_says_why():
-    chosen = plan(200)
+def test_budget_cuts_epochs_not_runs_and_says_why():
+    chosen = fit(200)
     assert chosen["epochs_cut"] and 1 <= chosen["epochs"] < 15 and chosen["profile_epochs"] == 15
     assert "15 epochs need about" in chosen["cut_reason"]
     assert chosen["estimated_s"] <= onepass.SAFETY * (200 - onepass.TABLES_S)
-    assert plan(5)["epochs"] == 1 and "warning" in plan(5)  # never below one epoch
+    assert fit(5)["epochs"] == 1 and "warning" in fit(5)  # never below one epoch
 
 
-def test_plan_skips_a_failed_candidate_and_needs_one():
+def test_budget_skips_a_failed_candidate_and_needs_one():
     probe = {"candidates": {"eager": PROBE["candidates"]["eager"], "compile": {"error": "BackendCompilerFailed"}}}
-    assert plan(480, probe)["compile"] is False
+    assert fit(480, probe)["compile"] is False
     with pytest.raises(RuntimeError, match="probe failed"):
-        plan(480, {"candidates": {"compile": {"error": "x"}}})
+        fit(480, {"candidates": {"compile": {"error": "x"}}})
+
+
+def test_workload_counts_the_plans_jobs_and_the_validation_split():
+    from ppdnn import plan
+    params = tiny_params()
+    params["profiles"]["tiny"]["train"] = {"recipe": "fast", "val_size": 500, "test_subset": 1000}
+    the_plan = plan.Plan.from_params(params, "tiny")
+    base = train.TrainConfig.from_recipe(**the_plan.train_settings(the_plan.runs[0], 0))
+    work = onepass.Workload.of(the_plan.jobs(), base, 50_000, 10_000)
+    assert (work.n_train, work.n_test, work.n_val, work.batch_size) == (49_500, 1000, 500, 512)
+    # flip TTA is evaluated where the cloud augmented (Augmentation.flip_tta_valid): 8 of 11 runs
+    assert len(work.jobs) == 11 and sum(tta for _, tta in work.jobs) == 8
+
+
+def test_a_cut_replaces_the_epochs_and_the_milestones_that_follow_them():
+    paper = train.TrainConfig.from_recipe("paper", epochs=300)
+    cut = onepass.with_settings(paper, {"epochs": 300}, epochs=10, device="cpu")
+    assert cut.epochs == 10 and cut.milestones == (5.0, 7.5) and cut.device == "cpu"
+    assert cut == train.TrainConfig.from_recipe("paper", epochs=10, device="cpu")
+    fixed = train.TrainConfig.from_recipe("paper", epochs=300, milestones=[100, 200])
+    assert onepass.with_settings(fixed, {"milestones": [100, 200]}, epochs=10).milestones == (100.0, 200.0)
+
+
+def test_options_refuse_bad_settings():
+    with pytest.raises(ValueError, match="compile must be"):
+        onepass.Options(out_dir=Path("x"), compile="sometimes")
+    with pytest.raises(ValueError, match="budget_s must be"):
+        onepass.Options(out_dir=Path("x"), budget_s=float("nan"))
 
 
 def test_keys_are_the_pipelines(tmp_path):
-    """The in-memory keys and ciphertexts equal those of the pipeline's encrypt stage."""
-    from ppdnn import pipeline
+    """onepass's encrypted data sets and keys are those of the encrypt stage's command."""
     rng = np.random.default_rng(1)
     splits = {s: (rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), np.arange(20) % 10)
               for s in data.SPLITS}
     data.write_cache(splits, tmp_path / "cache", {"source": "test"})
-    params = tiny_params()
-    for name in params["ciphers"]:
-        assert pipeline.main(["encrypt", "--data", str(tmp_path / "cache"), "--out", str(tmp_path / name),
-                              "--cipher", name, "--key-seed", str(params["key_seed"])]) in (0, None)
-        ours = ciphers.make_for_configuration(name, params["key_seed"])
+    params_file = write_params(tmp_path)
+    names = list(tiny_params()["ciphers"])
+    keys = onepass.encrypt_all(tiny_params(), names, tmp_path / "cache", lambda name: tmp_path / "onepass" / name)
+    assert list(keys) == names
+    for name in names:
+        stage_out = tmp_path / "stage" / name
+        assert encrypt_stage.main(["--params", str(params_file), "--cipher", name, "--data", str(tmp_path / "cache"),
+                                   "--out", str(stage_out)]) == 0
+        assert ciphers.load(stage_out / "key.json").fingerprint == keys[name].fingerprint
         for split, (images, _) in splits.items():
-            with np.load(tmp_path / name / f"{split}.npz") as npz:
-                assert (ours.encrypt(images) == npz["images"]).all(), (name, split)
+            ours, theirs = tmp_path / "onepass" / name / f"{split}.npz", stage_out / f"{split}.npz"
+            with np.load(ours) as ours, np.load(theirs) as theirs:
+                assert (ours["images"] == theirs["images"]).all() and (ours["labels"] == theirs["labels"]).all()
+                assert (ours["images"] == images).all() == (name == "plain"), (name, split)
 
 
 def test_dynamo_keeps_static_shapes_and_enough_cache_entries():
@@ -202,9 +278,19 @@ def test_dynamo_keeps_static_shapes_and_enough_cache_entries():
             setattr(cfg, k, v)
 
 
+def test_imports_neither_dvc_nor_papermill(tmp_path):
+    """The lent GPU machine has neither."""
+    code = ("import sys, ppdnn.onepass, ppdnn.stages.tables; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dvc', 'papermill', 'nbclient', 'nbformat'}))")
+    assert run_module(tmp_path, "ppdnn.onepass", "--help").startswith("usage: python -m ppdnn.onepass")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
 @pytest.fixture
 def one_thread():
-    """One torch thread for in-process training (see run_cli), restored afterwards."""
+    """One torch thread for in-process training (see ENV), restored afterwards."""
     import torch
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -216,9 +302,10 @@ def test_a_failed_run_is_recorded_and_the_call_fails_at_the_end(tmp_path, one_th
     make_archive(tmp_path / "cifar.tar.gz")
     params = tiny_params()
     params["runs"] = [{"name": "broken", "cipher": "pixel", "adaptation": "no-such-network", "augment": "cloud"}]
+    options = onepass.Options(out_dir=tmp_path / "out", archive=tmp_path / "cifar.tar.gz", probe_seconds=0,
+                              build_dir=tmp_path / "build", any_counts=True)
     with pytest.raises(onepass.RunsFailed, match="1 run\\(s\\) failed: broken-s0"):
-        onepass.run_all(params, "tiny", tmp_path / "out", archive=tmp_path / "cifar.tar.gz", probe_seconds=0,
-                        build_dir=tmp_path / "build", expected_counts=None)
+        onepass.run_all(params, "tiny", options)
     record = json.loads((tmp_path / "out" / "onepass.json").read_text())
     assert record["failures"] == ["broken-s0"] and "no-such-network" in record["results"][0]["error"]
-    assert "FAILED" in (tmp_path / "out" / "onepass.log").read_text()
+    assert "FAILED" in (tmp_path / "out" / "onepass.log").read_text() and "tables" not in record

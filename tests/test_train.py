@@ -30,11 +30,11 @@ def tiny(**overrides):
 
 
 def fit(config, out_dir, cipher=None, train_data=TRAIN, **kwargs):
-    return train.run(config, *train_data, *TEST, cipher=cipher, out_dir=out_dir, progress=False, **kwargs)
+    return train.run(config, train.Dataset(*train_data, *TEST, cipher=cipher), out_dir, progress=False, **kwargs)
 
 
 def deterministic_part(out_dir):
-    metrics = json.loads((out_dir / train.METRICS).read_text())
+    metrics = {**json.loads((out_dir / train.METRICS).read_text()), **json.loads((out_dir / train.RUN_INFO).read_text())}
     epochs = pd.read_csv(out_dir / train.EPOCHS_CSV).drop(columns=["seconds", "images_per_s"])
     timing = {"wall_time_s", "images_per_s"}
     return {k: v for k, v in metrics.items() if k not in timing}, epochs
@@ -99,11 +99,13 @@ def test_select_subset_is_class_balanced_and_in_data_order():
 def test_tiny_run_beats_chance_and_writes_its_outputs(tmp_path):
     metrics = fit(tiny(milestones=(2,)), tmp_path, extra={"scheme": "plain", "profile": "test"})
     assert metrics["test_acc"] >= 0.9  # chance is 0.25
-    written = json.loads((tmp_path / train.METRICS).read_text())
-    assert written["test_acc"] == metrics["test_acc"]
+    scalars = json.loads((tmp_path / train.METRICS).read_text())
+    assert list(scalars) == list(train.METRIC_KEYS) and scalars["test_acc"] == metrics["test_acc"]
+    written = json.loads((tmp_path / train.RUN_INFO).read_text())
+    assert not set(written) & set(train.METRIC_KEYS)
     assert set(written["per_class_acc"]) == {"0", "1", "2", "3"}
     assert written["scheme"] == "plain" and written["recipe"] == "paper" and written["seed"] == 0
-    assert written["device"].startswith("cpu") and written["images_per_s"] > 0
+    assert written["device"].startswith("cpu") and scalars["images_per_s"] > 0 and written["dtype"] == "fp32"
     epochs = pd.read_csv(tmp_path / train.EPOCHS_CSV)
     assert list(epochs.columns) == list(train.EPOCH_COLUMNS) and epochs["epoch"].tolist() == [1, 2, 3]
 
@@ -116,7 +118,7 @@ def test_client_augmentation_with_an_identity_cipher_equals_cloud_augmentation(t
     config = tiny(epochs=1)
     client = fit(train.dataclasses.replace(config, augment="client"), tmp_path / "client", cipher=Identity())
     cloud = fit(config, tmp_path / "cloud")
-    assert client["test_loss"] == cloud["test_loss"] and client["train_loss"] == cloud["train_loss"]
+    assert client["test_loss"] == cloud["test_loss"] and client["train_loss_smoothed"] == cloud["train_loss_smoothed"]
 
 
 def test_client_augmentation_encrypts_every_augmented_batch(tmp_path):
@@ -133,7 +135,7 @@ def test_client_augmentation_encrypts_every_augmented_batch(tmp_path):
     cloud = fit(config, tmp_path / "cloud", train_data=negative)
     assert Negative.calls >= 640 // 32
     assert client["normalisation"] == cloud["normalisation"]  # stats of encrypted images
-    assert client["train_loss"] != cloud["train_loss"]  # padding differs: 255 in the client, 0 in the cloud
+    assert client["train_loss_smoothed"] != cloud["train_loss_smoothed"]  # padding differs: 255 in the client, 0 in the cloud
 
 
 def test_cipher_and_augmentation_site_must_agree(tmp_path):
@@ -142,7 +144,7 @@ def test_cipher_and_augmentation_site_must_agree(tmp_path):
     with pytest.raises(ValueError, match="cipher=None"):
         fit(tiny(augment="cloud"), tmp_path, cipher=object())
     with pytest.raises(TypeError, match="uint8"):
-        train.run(tiny(), TRAIN[0].astype(np.float32), TRAIN[1], *TEST, out_dir=tmp_path, progress=False)
+        train.run(tiny(), train.Dataset(TRAIN[0].astype(np.float32), TRAIN[1], *TEST), tmp_path, progress=False)
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -271,7 +273,7 @@ import torch
 torch.set_num_threads({threads})
 from test_train import TRAIN, TEST, tiny
 from ppdnn import train
-metrics = train.run(tiny(width=4, epochs=2), *TRAIN, *TEST, out_dir=tempfile.mkdtemp(), progress=False)
+metrics = train.run(tiny(width=4, epochs=2), train.Dataset(*TRAIN, *TEST), tempfile.mkdtemp(), progress=False)
 print("finished", metrics["channels_last"])
 """
 
@@ -333,3 +335,20 @@ def test_a_stalled_stage_dumps_every_threads_stack():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "done" in result.stdout
     assert "most recent call first" in result.stderr and "time.sleep" not in result.stdout
+
+
+@pytest.mark.parametrize("epoch", [-3, 0, 99, True, 1.5])
+def test_a_checkpoint_with_an_epoch_outside_the_run_is_refused(tmp_path, epoch):
+    config = tiny(epochs=1)
+    fit(config, tmp_path)
+    state = torch.load(tmp_path / train.CHECKPOINT, weights_only=True)
+    state["epoch"] = epoch
+    torch.save(state, tmp_path / train.CHECKPOINT)
+    with pytest.raises(train.CheckpointError, match="is not in 1..1"):
+        fit(config, tmp_path)
+
+
+def test_results_are_strict_json(tmp_path):
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        train.write_json(tmp_path / "m.json", {"test_loss": float("nan")})
+    assert not (tmp_path / "m.json").exists()

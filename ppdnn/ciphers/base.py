@@ -1,12 +1,13 @@
 """The ``Cipher`` base class, the registry of schemes and their named configurations.
 
-A scheme is one subclass of :class:`Cipher` that sets ``scheme`` (its name); defining the
-class registers it (``__init_subclass__``), so a new scheme is one new module in this
-package. The class declares everything the rest of the project needs:
+A scheme is one subclass of :class:`Cipher` that sets ``scheme`` (its name), in its own
+module ``ppdnn/schemes/<scheme>.py``; defining the class registers it (``__init_subclass__``),
+and :func:`scheme_class` imports that one module by name, so a new scheme is one new file
+and finding a scheme loads no other. Named configurations (``pixel_shuffle`` = ``pixel``
+with ``shuffle``) are data, the ``ciphers:`` entries of ``params.yaml``
+(:class:`Configuration`). The class declares everything the rest of the project needs:
 
 - ``scheme``: the name used by key files, the CLI and ``params.yaml``;
-- ``configurations``: its named configurations, {name: keyword options of ``generate``}
-  (default: one configuration named after the scheme, no options);
 - ``generate(rng, shape, **options)``: draw a key from a numpy Generator;
 - ``key_space(shape, **options)``: the exact number of distinct encryptions, and
   ``key_space_rows(shape)`` for the key-space table;
@@ -19,15 +20,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
+import importlib
+import inspect
 import math
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from . import keyfile
+from . import auth, keyfile
 from .engine import BLOCK, Table, apply_numpy, apply_torch
 
 _REGISTRY: dict[str, type["Cipher"]] = {}
@@ -66,12 +69,27 @@ def key_array(value, name: str, ndim: int, high: int | None, dtype=np.uint8) -> 
 class Configuration:
     """A named way to use a scheme, e.g. ``pixel_shuffle`` = scheme ``pixel`` with step 3.
 
-    ``options`` are the keyword options of the scheme's ``generate``; the names are
-    those under ``ciphers:`` in ``params.yaml``.
+    Configurations are data: the entries under ``ciphers:`` in ``params.yaml``
+    (``pixel_shuffle: {scheme: pixel, shuffle: true}``); ``options`` are the keyword
+    options of the scheme's ``generate``. The name also derives the key (``keys.derive_seed``).
     """
     name: str
     scheme: str
     options: dict = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_entry(cls, name: str, entry: dict | None) -> "Configuration":
+        """The configuration of a ``params.yaml`` entry: ``{scheme: ..., **options}``;
+        an empty entry (or no ``scheme``) means the scheme of the same name, no options."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a cipher configuration name must be an identifier, got {name!r}")
+        entry = {} if entry is None else entry
+        if not isinstance(entry, dict):
+            raise ValueError(f"cipher configuration {name!r} must be a mapping like "
+                             f"{{scheme: pixel, shuffle: true}}, got {entry!r}")
+        options = {k: v for k, v in entry.items() if k != "scheme"}
+        scheme = entry.get("scheme", name)
+        return cls(name, scheme, resolve_options(scheme_class(scheme), options=options))
 
     @property
     def shuffle(self) -> bool:
@@ -91,8 +109,6 @@ class Cipher:
     block_aligned: ClassVar[bool] = False
     # Where the scheme's rows stand in tables (the paper's order); new schemes go last.
     table_rank: ClassVar[int] = 1000
-    # {configuration name: options of generate()}; None: one named after the scheme.
-    configurations: ClassVar[dict[str, dict] | None] = None
     # How the key-space table writes the count (the default key_space_rows uses it).
     key_space_formula: ClassVar[str] = ""
 
@@ -120,9 +136,8 @@ class Cipher:
 
     @classmethod
     def key_space_rows(cls, shape) -> list[tuple[str, str, int]]:
-        """(encryption, formula, count) rows for the key-space table: one per configuration."""
-        return [(name, cls.key_space_formula, cls.key_space(shape, **options))
-                for name, options in cls.named_configurations().items()]
+        """(encryption, formula, count) rows for the key-space table (default: one row)."""
+        return [(cls.scheme, cls.key_space_formula, cls.key_space(shape))]
 
     def build_table(self) -> Table:
         """The key as a table ``y = x[index] ^ mask`` (see :mod:`.engine`)."""
@@ -147,18 +162,11 @@ class Cipher:
         return self.scheme
 
     # -- derived from the above
-    @classmethod
-    def named_configurations(cls) -> dict[str, dict]:
-        return dict(cls.configurations) if cls.configurations is not None else {cls.scheme: {}}
-
     @property
     def configuration(self) -> str:
-        """The name of the configuration this key belongs to, e.g. ``pixel_shuffle``."""
-        for name, options in self.named_configurations().items():
-            if options == self.options:
-                return name
-        raise ValueError(f"{self!r} with options {self.options} matches none of the "
-                         f"configurations {self.named_configurations()}")
+        """The configuration this key was made for (its provenance, written into its key
+        file by ``keys.make_for_configuration``), else the scheme's name."""
+        return (self.provenance or {}).get("configuration") or self.scheme
 
     @property
     def key_space_log10(self) -> float:
@@ -231,13 +239,31 @@ class Cipher:
 
     # -- key files
     @functools.cached_property
+    def material_bytes(self) -> bytes:
+        """The canonical bytes of this key that fingerprints and tags derive from."""
+        return keyfile.material_bytes(self.scheme, self.shape, self.key_material())
+
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """A public identifier of this key (16 hex digits): a hash of scheme, shape and key
-        material. Stored with every encrypted output so that decrypting with another key,
-        or encrypting twice, is caught; it reveals nothing usable about the key."""
-        body = {"scheme": self.scheme, "shape": list(self.shape),
-                "key": keyfile.encode_material(self.key_material())}
-        return hashlib.sha256(b"ppdnn-key-fingerprint\0" + json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        """A public identifier of this key, stored with every encrypted output so that
+        decrypting with another key, or encrypting twice, is caught (:mod:`.auth`: scrypt,
+        about 0.1 s, so scanning seeds against it costs that per guess). Its salt derives
+        from the key, so one key always has one fingerprint and outputs are byte-identical."""
+        salt = hashlib.sha256(b"ppdnn-fingerprint-salt\0" + self.material_bytes).digest()[:auth.SALT_BYTES]
+        return auth.fingerprint(self.material_bytes, salt)
+
+    def fingerprint_matches(self, fp: str) -> bool:
+        """Whether ``fp`` (any salt) is a fingerprint of this key."""
+        return auth.fingerprint_matches(fp, self.material_bytes)
+
+    def tag(self, payload: bytes) -> str:
+        """The authentication tag of ``payload`` (a ciphertext's bytes) under this key."""
+        return auth.tag(self.material_bytes, payload, self.fingerprint)
+
+    def tag_matches(self, payload: bytes, claimed: str) -> bool:
+        """Whether ``claimed`` is this key's tag of ``payload``: only the key holder can make
+        one, so a plaintext or a tampered ciphertext carrying a copied fingerprint fails."""
+        return auth.check_tag(self.material_bytes, payload, self.fingerprint, claimed)
 
     def save(self, path, overwrite: bool = False, provenance: dict | None = None) -> Path:
         """Write the key as JSON, mode 0600. Without ``overwrite`` the file is created
@@ -255,6 +281,9 @@ class Cipher:
 
 
 # ------------------------------------------------------------ the registry
+SCHEMES_PACKAGE = "ppdnn.schemes"   # one module per scheme, named after it
+
+
 def _register(cls: type[Cipher]) -> None:
     name = cls.scheme
     if not isinstance(name, str) or not name.isidentifier():
@@ -263,11 +292,6 @@ def _register(cls: type[Cipher]) -> None:
     # Re-running a module (importlib.reload, a notebook cell) replaces its own class.
     if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
         raise ValueError(f"scheme {name!r} is already registered by {known.__module__}.{known.__qualname__}")
-    taken = {c for other in _REGISTRY.values() if other.scheme != name
-             for c in other.named_configurations()}
-    clash = taken & set(cls.named_configurations())
-    if clash:
-        raise ValueError(f"configuration name(s) {sorted(clash)} of {cls.__name__} are already used")
     _REGISTRY[name] = cls
 
 
@@ -279,50 +303,90 @@ def unregister(scheme: str) -> type[Cipher]:
         raise ValueError(f"scheme {scheme!r} is not registered") from None
 
 
+def scheme_modules() -> list[str]:
+    """Names of the modules in the schemes folder (one per scheme), without importing them."""
+    package = importlib.import_module(SCHEMES_PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+
+
 def registered_classes() -> list[type[Cipher]]:
-    """The registered scheme classes in table order (``table_rank``, then name)."""
+    """Every scheme class in table order (``table_rank``, then name). Enumerating imports
+    every module of the schemes folder; finding one scheme (:func:`scheme_class`) does not."""
+    for module in scheme_modules():
+        scheme_class(module)
     return sorted(_REGISTRY.values(), key=lambda cls: (cls.table_rank, cls.scheme))
 
 
 def schemes() -> tuple[str, ...]:
-    """Names of every registered scheme now, in table order (the CLI's and pipeline's choices)."""
+    """Names of every scheme, in table order (the CLI's and the enumerating stages' choices)."""
     return tuple(cls.scheme for cls in registered_classes())
 
 
 def scheme_class(scheme: str) -> type[Cipher]:
-    """The registered class of ``scheme``; ValueError naming the choices if there is none."""
-    try:
+    """The class of ``scheme``, importing only its module (``ppdnn/schemes/<scheme>.py``) if it is
+    not registered yet; ValueError naming the choices if there is none."""
+    if isinstance(scheme, str) and scheme in _REGISTRY:
         return _REGISTRY[scheme]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown scheme {scheme!r}; choose one of {schemes()}") from None
+    if not isinstance(scheme, str) or not scheme.isidentifier():
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {tuple(scheme_modules())}")
+    module = f"{SCHEMES_PACKAGE}.{scheme}"
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of "
+                         f"{tuple(sorted(set(scheme_modules()) | set(_REGISTRY)))}") from None
+    if scheme not in _REGISTRY:
+        raise ValueError(f"{module} defines no Cipher subclass with scheme = {scheme!r}")
+    return _REGISTRY[scheme]
 
 
-def configurations() -> tuple[Configuration, ...]:
-    """Every named configuration of every registered scheme, in the order of Tables 2-3."""
-    return tuple(Configuration(name, cls.scheme, dict(options))
-                 for cls in registered_classes() for name, options in cls.named_configurations().items())
+def configurations(entries: dict | None = None) -> tuple[Configuration, ...]:
+    """The configurations of ``entries`` (``params.yaml``'s ``ciphers:`` mapping, in its
+    order); without entries, one default configuration per scheme (its own name, no options)."""
+    if entries is None:
+        return tuple(Configuration(cls.scheme, cls.scheme, {}) for cls in registered_classes())
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError(f"cipher configurations must be a non-empty mapping name -> entry, got {entries!r}")
+    return tuple(Configuration.from_entry(name, entry) for name, entry in entries.items())
 
 
-def configuration(name: str) -> Configuration:
-    """The configuration called ``name`` (e.g. ``pixel_shuffle``)."""
-    found = {c.name: c for c in configurations()}
-    if name not in found:
-        raise ValueError(f"unknown cipher configuration {name!r}; choose one of {tuple(found)}")
-    return found[name]
+def configuration(name, entries: dict | None = None) -> Configuration:
+    """The configuration called ``name``: its entry in ``entries`` (``params.yaml``'s
+    ``ciphers:``), or without entries the scheme of that name with no options. A
+    :class:`Configuration` passes through."""
+    if isinstance(name, Configuration):
+        return name
+    if entries is None:
+        try:
+            return Configuration.from_entry(name, None)
+        except ValueError as exc:
+            raise ValueError(f"unknown cipher configuration {name!r} ({exc}); a configuration "
+                             "with options needs its params.yaml entry, e.g. {scheme: pixel, shuffle: true}") from None
+    if not isinstance(entries, dict) or name not in entries:
+        known = tuple(entries) if isinstance(entries, dict) else ()
+        raise ValueError(f"unknown cipher configuration {name!r}; choose one of {known}")
+    return Configuration.from_entry(name, entries[name])
+
+
+def generate_options(cls: type[Cipher]) -> tuple[str, ...]:
+    """The keyword options a scheme's ``generate`` takes besides ``rng`` and ``shape``."""
+    parameters = list(inspect.signature(cls.generate).parameters.values())[2:]
+    return tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def resolve_options(cls: type[Cipher], shuffle: bool = False, options: dict | None = None) -> dict:
     """The ``generate`` options of a ``(scheme, shuffle=..., **options)`` call, checked
-    against the options that the scheme's named configurations use."""
+    against the keyword options that the scheme's ``generate`` takes."""
     options = dict(options or {})
     if shuffle:
         options["shuffle"] = True
-    known = {k for o in cls.named_configurations().values() for k in o}
+    known = generate_options(cls)
     for name in options:
         if name not in known:
-            users = [c.scheme for c in registered_classes()
-                     if any(name in o for o in c.named_configurations().values())]
+            users = [c.scheme for c in registered_classes() if name in generate_options(c)]
             what = "shuffle=True (step 3)" if name == "shuffle" else f"option {name!r}"
-            where = ", ".join(repr(u) for u in users) or "no registered scheme"
+            where = ", ".join(repr(u) for u in users) or "no scheme"
             raise ValueError(f"{what} only applies to {where}, not {cls.scheme!r}")
     return options

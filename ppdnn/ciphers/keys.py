@@ -39,13 +39,17 @@ def derive_seed(name: str, key_seed: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def make_for_configuration(name: str, key_seed: int, shape=(32, 32)) -> Cipher:
-    """The key of configuration ``name`` (e.g. ``pixel_shuffle``) for ``key_seed``.
+def make_for_configuration(name, key_seed: int, shape=(32, 32), entries: dict | None = None) -> Cipher:
+    """The key of configuration ``name`` for ``key_seed``: a :class:`Configuration`, or a
+    name resolved in ``entries`` (``params.yaml``'s ``ciphers:``; without them, a scheme's
+    own name, e.g. ``pixel``).
 
-    Seeded by :func:`derive_seed`, so step 2 and steps 2+3 do not share a flip mask; the
-    derivation is kept in ``cipher.provenance`` and written into its key file.
+    Seeded by :func:`derive_seed` from the configuration's name, so step 2 and steps 2+3 do
+    not share a flip mask; the derivation is kept in ``cipher.provenance`` and written into
+    its key file.
     """
-    config = configuration(name)
+    config = configuration(name, entries)
+    name = config.name
     seed = derive_seed(name, key_seed)
     cipher = make(config.scheme, shape, seed=seed, **config.options)
     cipher.provenance = {"configuration": name, "key_seed": int(key_seed),
@@ -53,15 +57,16 @@ def make_for_configuration(name: str, key_seed: int, shape=(32, 32)) -> Cipher:
     return cipher
 
 
-def make_all(shape=(32, 32), key_seed: int | None = None) -> list[Cipher]:
-    """One key per configuration, in table order (figures, benchmarks, comparisons).
+def make_all(shape=(32, 32), key_seed: int | None = None, entries: dict | None = None) -> list[Cipher]:
+    """One key per configuration of ``entries`` (default: one per scheme), in their order
+    (figures, benchmarks, comparisons).
 
     With an int ``key_seed`` each key is :func:`make_for_configuration`'s (independent
     keys, reproducible); with None each is drawn from OS entropy.
     """
     if key_seed is None:
-        return [make(c.scheme, shape, **c.options) for c in configurations()]
-    return [make_for_configuration(c.name, key_seed, shape) for c in configurations()]
+        return [make(c.scheme, shape, **c.options) for c in configurations(entries)]
+    return [make_for_configuration(c, key_seed, shape) for c in configurations(entries)]
 
 
 def load(path, scheme: str | None = None, shape=None) -> Cipher:

@@ -1,0 +1,1 @@
+"""One module per encryption scheme, named after the scheme (see ``ppdnn.ciphers.base``)."""
