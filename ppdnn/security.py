@@ -44,6 +44,12 @@ USES = {"none (encrypted)": "nothing", "fold": "the ciphertext",
 DATASET_ATTACK = "data set (ciphertext only)"
 DATASET_USES = "encrypted training images, published ImageNet mean/std, the public algorithm"
 
+def evenly_spaced(images, n: int):
+    """The first ``n`` of every k-th image (k = len // n), so a subset spans every class of
+    a split stored class by class."""
+    return images[::max(1, len(images) // n)][:n]
+
+
 def attack_outputs(cipher: ciphers.Cipher, images: np.ndarray,
                    prior: attacks.ColourPrior | None) -> tuple[dict, dict]:
     """Every attack's output on ``cipher.encrypt(images)`` ({attack: images}, in ``ATTACKS``
@@ -154,11 +160,12 @@ def plot_dataset_curves(table):
     return fig
 
 
-def plot_examples(examples: dict, image_index: int = 0):
-    """One row per scheme: original, encrypted and each attack's output for one image."""
+def plot_examples(examples: dict, image_index: int = 0, columns=None):
+    """One row per scheme: original, encrypted and each attack's output for one image
+    (``columns``: which outputs, default the original and ``ATTACKS``)."""
     import matplotlib.pyplot as plt
 
-    columns = ["original", *ATTACKS]
+    columns = ["original", *ATTACKS] if columns is None else list(columns)
     fig, axes = plt.subplots(len(examples), len(columns),
                              figsize=(1.6 * len(columns), 1.7 * len(examples)), squeeze=False)
     for row, (scheme, outputs) in enumerate(examples.items()):
@@ -215,6 +222,40 @@ def report_markdown(table, dataset_table=None) -> str:
                  f"{int(dataset_table['ssim_images'].max())}).\n\n"
                  + markdown_table(rows, DATASET_COLUMNS))
     return text
+
+
+LEARNED_COLUMNS = {"scheme": "scheme", "attack": "attack", "attacker": "attacker",
+                   "ciphertexts_used": "ciphertexts used", "network": "network",
+                   "train_images": "training images", "epochs": "epochs",
+                   "literature_epochs": "literature epochs", "seconds": "training time (s)",
+                   "ssim": "SSIM", "ssim_median": "median SSIM", "psnr": "PSNR (dB)",
+                   "exact_images": "images exact"}
+
+
+def _learned_cell(column: str, row: dict) -> str:
+    if column == "epochs":
+        return f"{row['epochs']:g}" + (" (under-trained)" if row["under_trained"] else "")
+    return _cell(column, row[column])
+
+
+def learned_markdown(table) -> str:
+    """The learned attacks' table as GitHub Markdown, with their budget stated."""
+    rows = [{k: _learned_cell(k, row) for k in LEARNED_COLUMNS} for row in table.to_dict("records")]
+    return (f"After Ito et al. (`ito-hiroki/learnable_encryption_robustness`; ITN without their "
+            f"sigmoid on the tanh output). Scored on {', '.join(map(str, sorted(set(table['n_images']))))} "
+            f"CIFAR-10 test images under the data set's key; trained on "
+            f"{', '.join(sorted(set(table['device'])))}. The literature trains on all 50,000 training "
+            f"images; a row with fewer epochs than the literature's is labelled under-trained.\n\n"
+            + markdown_table(rows, LEARNED_COLUMNS))
+
+
+def write_learned_report(table, examples: dict, out_dir) -> tuple[Path, ...]:
+    """Write ``security_learned.csv``, ``.md`` and ``.png`` (examples) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    columns = ["original", "encrypted", *dict.fromkeys(table["attack"])]
+    return (atomic_write(out_dir / "security_learned.csv", lambda f: table.to_csv(f, index=False)),
+            atomic_write(out_dir / "security_learned.md", lambda f: f.write(learned_markdown(table).encode())),
+            _save_figure(plot_examples(examples, columns=columns), out_dir / "security_learned.png"))
 
 
 def _save_figure(fig, path: Path) -> Path:

@@ -203,9 +203,25 @@ def write_tables(out_dir, t2: pd.DataFrame, t3: pd.DataFrame, md2: str, md3: str
         atomic_write(out_dir / f"{name}.md", lambda f, md=md: f.write(md.encode()))
 
 
-def write_summary(path, metrics: pd.DataFrame) -> Path:
-    """summary.json: mean test accuracy (%) per run, the one DVC metric of the tables stage,
-    so that ``dvc exp show`` compares experiments in one row of 11 numbers."""
-    means = metrics.groupby("run", sort=False)["test_acc"].mean() * 100
-    payload = {run: round(float(acc), 2) for run, acc in means.items()}
-    return atomic_write(path, lambda f: f.write((json.dumps(payload, indent=2) + "\n").encode()))
+def write_run_metrics(folder, metrics: pd.DataFrame) -> Path:
+    """``folder``/<run>.json per run: mean test and validation accuracy (%), the standard
+    deviation of test accuracy over seeds (pp) and the number of seeds. These are the
+    tables stage's DVC metrics: ``dvc metrics show`` prints one short line per run, and
+    ``dvc exp show`` a column per run and key. A run no longer in the plan loses its file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def pct(value) -> float | None:
+        return None if pd.isna(value) else round(float(value) * 100, 2)
+
+    written = set()
+    for run, part in metrics.groupby("run", sort=False):
+        payload = {"test_acc": pct(part["test_acc"].mean()), "sd": pct(part["test_acc"].std()),
+                   "val_acc": pct(part["val_acc"].mean()) if "val_acc" in part else None,
+                   "seeds": int(len(part))}
+        atomic_write(folder / f"{run}.json", lambda f, p=payload: f.write((json.dumps(p) + "\n").encode()))
+        written.add(f"{run}.json")
+    for old in folder.glob("*.json"):
+        if old.name not in written:
+            old.unlink()
+    return folder

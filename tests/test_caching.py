@@ -2,6 +2,7 @@
 smoke pipeline's throw-away copy of the tree an edit makes stale exactly the stages it
 can change. Then a new scheme, added as one file plus its params.yaml entry, runs end to
 end and appears in every table."""
+import io
 import json
 import os
 import re
@@ -114,9 +115,10 @@ def test_the_cache_survives_edits_and_a_new_scheme_runs_end_to_end(tmp_path):
         assert stale(work, env) == {"tables", "notebooks"}  # the tables notebook shows them
     with Edit(work / "ppdnn" / "schemes" / "pixel.py"):  # its data sets and the stages that enumerate schemes
         assert stale(work, env) == {"encrypt@pixel", "encrypt@pixel_shuffle", "figures", "key_space", "security",
-                                "notebooks"}
+                                    "learned_attacks", "notebooks"}
     with Edit(work / "ppdnn" / "train.py"):
-        assert stale(work, env) == trains | {"notebooks"}  # the train notebook's example run
+        # the train notebook's example run; the learned attacks share its channels_last guard
+        assert stale(work, env) == trains | {"notebooks", "learned_attacks"}
     assert stale(work, env) == set()
 
     # A researcher's own scheme: one file in ppdnn/schemes/, its params.yaml entry and a run.
@@ -125,7 +127,7 @@ def test_the_cache_survives_edits_and_a_new_scheme_runs_end_to_end(tmp_path):
     params["runs"].append({"name": "toy_cloud", "cipher": "toy", "adaptation": "none", "augment": "cloud"})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert stale(work, env) == {"encrypt@toy", f"train@run{n_train}-0", "tables", "figures", "key_space", "security",
-                                "notebooks"}
+                                "learned_attacks", "notebooks"}
     run(["dvc", "repro", "--quiet"], work, env)
 
     results = work / "results" / "smoke"
@@ -136,6 +138,7 @@ def test_the_cache_survives_edits_and_a_new_scheme_runs_end_to_end(tmp_path):
     assert {i["run"] for i in infos} == {r["name"] for r in params["runs"]}
     assert "toy" in set(pd.read_csv(results / "security.csv")["configuration"])
     assert "toy" in set(pd.read_csv(results / "security_dataset.csv")["configuration"])
+    assert {"toy"} < set(pd.read_csv(results / "security_learned.csv")["configuration"])
     assert "toy" in (work / "results" / "key_space.csv").read_text()
     for name in ("tables.png", "curves.html", "claims.md", "security.md", "security.png"):
         assert (results / name).stat().st_size > 0, name
@@ -147,3 +150,19 @@ def test_the_cache_survives_edits_and_a_new_scheme_runs_end_to_end(tmp_path):
     params["profiles"]["smoke"]["security_images"] = 100  # one parameter: only its stage
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert stale(work, env) == {"security"}  # (the notebooks stage follows once security reruns)
+    params["profiles"]["smoke"]["security_images"] = 200
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert stale(work, env) == set()
+
+    # DVC's own commands, as the README gives them: a line per run within 120 columns, and
+    # an experiment that records its metrics (`dvc exp show` has a number, not "!").
+    shown = run(["dvc", "metrics", "show"], work, {**env, "COLUMNS": "120"})
+    assert "results/smoke/metrics/plain.json" in shown and max(map(len, shown.splitlines())) <= 120
+    git = {**env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    run(["git", "add", "-A"], work, git)
+    run(["git", "commit", "-qm", "smoke"], work, git)
+    run(["dvc", "exp", "run", "--quiet", "-S", "learned_attacks.yaml:smoke.test_images=16"], work, git)
+    table = pd.read_csv(io.StringIO(run(["dvc", "exp", "show", "--csv"], work, git)))
+    accuracy = table["results/smoke/metrics/plain.json:test_acc"]
+    assert len(table) >= 3 and pd.to_numeric(accuracy, errors="coerce").notna().all()  # workspace, commit, exp

@@ -30,3 +30,81 @@ def test_update_readme_replaces_each_block_with_its_file(tmp_path):
 
 def test_no_placeholder_is_left_in_the_readme():
     assert not re.findall(r"@@\w+@@", (ROOT / "README.md").read_text())
+
+
+# ---------------------------------------------------------------- prose against the files
+def readme_text() -> str:
+    return " ".join((ROOT / "README.md").read_text().split())  # one space for every line break
+
+
+def test_the_security_prose_states_the_measured_numbers():
+    import pandas as pd
+
+    from ppdnn.security import DATASET_ATTACK
+
+    text, table = readme_text(), pd.read_csv(ROOT / "results/quick/security.csv")
+
+    def ssim(configuration, attack):
+        return float(table[(table["configuration"] == configuration) & (table["attack"] == attack)]["ssim"].iloc[0])
+
+    assert (f"mean SSIM {ssim('pixel', 'fold'):.2f} for step 2, {ssim('pixel_shuffle', 'fold'):.2f} "
+            f"for steps 2+3") in text
+    advanced = "advanced (Chang & Case), true first pixel"
+    assert f"advanced attack reaches {ssim('pixel', advanced):.2f} and {ssim('pixel_shuffle', advanced):.2f}" in text
+    per_image = table[table["configuration"].isin(["tanaka", "etc", "chaotic_rc4"])
+                      & ~table["attack"].isin(["chosen plaintext", DATASET_ATTACK])]
+    bound = float(re.search(r"these per-image attacks leave SSIM at or below (0\.\d+)", text).group(1))
+    assert per_image["ssim"].max() <= bound < per_image["ssim"].max() + 0.01
+    dataset = table[table["attack"] == DATASET_ATTACK]
+    pixel = dataset[dataset["configuration"].isin(["pixel", "pixel_shuffle"])]
+    exact_from = pixel[pixel["exact_images"] == 1].groupby("configuration")["ciphertexts_used"].min().max()
+    confident_from = pixel[pixel["confident"]].groupby("configuration")["ciphertexts_used"].min().max()
+    assert f"From {exact_from:,} encrypted training images the data-set attack recovers every key bit" in text
+    assert f"from {confident_from:,} it also says so with confidence" in text
+    low, high = re.search(r"from all 50,000 it takes (\d+)(?:-(\d+))? s", text).groups()
+    low, high = int(low), int(high or low)
+    seconds = pixel[pixel["ciphertexts_used"] == 50_000]["seconds"]
+    assert low <= round(seconds.min()) and round(seconds.max()) <= high
+    blocks = dataset[dataset["configuration"].isin(["tanaka", "etc", "chaotic_rc4"])]
+    assert (blocks["positions"] < 0.05).all() and (blocks["exact_images"] == 0).all()
+    assert blocks["ssim"].max() < 0.1 and "(mean SSIM below 0.1)" in text
+
+
+def test_the_learned_attacks_prose_states_their_budget_and_results():
+    import pandas as pd
+
+    from ppdnn import learned_attacks
+
+    text, table = readme_text(), pd.read_csv(ROOT / "results/quick/security_learned.csv")
+    gan, itn = (table[table["attack"] == name] for name in (learned_attacks.GAN, learned_attacks.ITN))
+    budget = (f"trains each attack for {gan['epochs'].iloc[0]:g} epoch(s) (GAN) and {itn['epochs'].iloc[0]:g} "
+              f"(ITN) over {int(gan['train_images'].iloc[0]):,} images")
+    assert budget in text
+    assert f"GAN-Attack reaches a mean SSIM of at most {gan['ssim'].max():.2f}" in text
+    assert f"ITN-Attack at most {itn['ssim'].max():.2f}" in text
+    assert table["under_trained"].all() == ("under-trained" in text)
+
+
+def test_the_studies_prose_states_what_the_validation_split_and_the_second_key_gave():
+    import pandas as pd
+
+    text = readme_text()
+    choices = pd.read_csv(ROOT / "results/quick/studies/choices.csv")
+    means = choices.groupby(["run", "setting"])["val_acc"].mean() * 100
+    gaps = {run: means[run, "bn_relu=True"] - means[run, "bn_relu=False"]
+            for run in ("step23_adapt_cloud", "step2_adapt_cloud")}
+    assert all(gap > 0 for gap in gaps.values())  # "it stands"
+    assert (f"BN+ReLU ahead by {gaps['step23_adapt_cloud']:.1f} pp for steps 2+3 and "
+            f"{gaps['step2_adapt_cloud']:.1f} pp for step 2") in text
+    plain = means["plain"]
+    best, profile = plain.idxmax(), "batch_size=64, lr=0.05"
+    assert best != profile and best == "batch_size=32, lr=0.025"  # "do not clearly stand"
+    assert (f"validation picks batch 32 at lr 0.025 ({plain[best]:.2f}%) over the profile's batch 64 at "
+            f"lr 0.05 ({plain[profile]:.2f}%), by {plain[best] - plain[profile]:.1f} pp") in text
+    spread = choices[choices["run"] == "plain"].groupby("setting")["val_acc"].agg(lambda v: v.max() - v.min()).max()
+    assert f"(up to {100 * spread:.1f} pp)" in text
+
+    keys = pd.read_csv(ROOT / "results/quick/studies/keys.csv")
+    worst = keys.loc[keys["key_difference"].abs().idxmax()]
+    assert f"at most {100 * abs(worst['key_difference']):.2f} pp ({worst['run']}, seed {worst['seed']})" in text
+    assert f"mean |difference| {100 * keys['key_difference'].abs().mean():.2f} pp" in text

@@ -141,7 +141,10 @@ def test_tables_stage_writes_every_output_for_55_runs(tmp_path, fake_claims, cap
     old_run(runs_dir, "removed_run", 0, 0.9)  # a stale run DVC left behind: not counted
     written = tables_stage.tables(runs_dir, tmp_path / "out", runs, [0, 1, 2, 3, 4], "fast")
     assert list(written) == list(tables_stage.OUTPUTS)
-    assert all(path.is_file() and path.stat().st_size > 0 for path in written.values())
+    assert all(path.is_file() and path.stat().st_size > 0 for name, path in written.items() if name != "metrics")
+    per_run = {p.stem: json.loads(p.read_text()) for p in written["metrics"].iterdir()}
+    assert set(per_run) == set(runs) and all(m["seeds"] == 5 and set(m) == {"test_acc", "sd", "val_acc", "seeds"}
+                                             for m in per_run.values())
     metrics = fake_claims["metrics"]
     assert len(metrics) == 55 and "removed_run" not in set(metrics["run"])
     assert metrics["test_acc"].between(0, 1).all()  # fractions for ppdnn.claims

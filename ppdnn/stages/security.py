@@ -42,8 +42,7 @@ def security(data_dir, out_dir, n_images: int, key_seed: int, counts=COUNTS,
     """
     n_images = check_n_images(n_images)
     cifar = data.load(data_dir)
-    tests = cifar["test_images"]
-    test_images = tests[::max(1, len(tests) // n_images)][:n_images]
+    test_images = report.evenly_spaced(cifar["test_images"], n_images)
     dataset_table = report.dataset_attack_table(cifar["train_images"], test_images, key_seed,
                                                 configurations, counts)
     # The colour prior of the per-image attack: the plain training split, disjoint from

@@ -18,7 +18,7 @@ from ppdnn.errors import run_main
 from ppdnn.files import check_writable
 
 OUTPUTS = ("table2.csv", "table2.md", "table3.csv", "table3.md", "claims.csv", "claims.md",
-           "tables.png", "curves.png", "curves.html", "summary.json")
+           "tables.png", "curves.png", "curves.html", "metrics")  # metrics: a folder, a file per run
 
 
 def tables(runs_dir, out_dir, runs: list[str], seeds: list[int], profile: str) -> dict[str, Path]:
@@ -43,7 +43,7 @@ def tables(runs_dir, out_dir, runs: list[str], seeds: list[int], profile: str) -
     provenance = paper_tables.provenance(metrics)
     md2, md3 = paper_tables.tables_markdown(t2, t3, provenance)
     paper_tables.write_tables(out, t2, t3, md2, md3)
-    paper_tables.write_summary(out / "summary.json", metrics)
+    paper_tables.write_run_metrics(out / "metrics", metrics)
     claims_table = claims.claims_table(metrics)
     claims.write_claims(out, claims_table, claims.claims_markdown(claims_table, provenance))
     paper_tables.plot_tables(t2, t3, out / "tables.png")
