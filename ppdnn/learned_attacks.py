@@ -17,7 +17,8 @@ read, not copied), which attacks the pixel scheme of this paper, Tanaka's and Et
 Networks as theirs: for a scheme that keeps every pixel's values at its position
 (``block_aligned`` false) four 1x1 convolutions; for a block scheme a 4x4 convolution of
 stride 4, two 1x1 convolutions and PixelShuffle(4). The discriminator is theirs (4x4
-convolutions, spectral norm on the second, max-pool of a 5x5 logit map). Optimisers and
+convolutions, spectral norm on the second) except its last pooling: the maximum over the
+whole 5x5 logit map, where their MaxPool2d(3) takes the top-left 3x3 window only. Optimisers and
 batches as theirs: GAN Adam 2e-4 (0.5, 0.999), batch 64, 25 epochs; ITN SGD 0.01,
 momentum 0.9, weight decay 5e-4, batch 128, 50 epochs, mean squared error.
 
@@ -27,8 +28,8 @@ published ITN scores (about 0) say nothing: here the loss is on the tanh output.
 ITN keeps the epoch of least loss on a held-out tenth: here the last epoch is kept.
 Networks are scored in eval mode (running batch-norm statistics). On a CPU a faithful
 run takes hours, so a profile gives each attack a budget (``Budget``) in epochs over at
-most ``train_images`` images: rows below the literature's epochs are labelled
-under-trained.
+most ``train_images`` images per side (at most half the training split, where the
+literature uses all of it): rows below the literature's epochs are labelled under-trained.
 """
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ def generator(block: int):
 
 
 def discriminator():
-    """Their discriminator; returns one logit per image (the max of a 5x5 logit map)."""
+    """Their discriminator, one logit per image: the maximum of the whole logit map (5x5 on
+    32x32 images; their MaxPool2d(3) pools its top-left 3x3 window only)."""
     from torch import nn
 
     return _initialised(nn.Sequential(
@@ -180,6 +182,16 @@ def _epoch_batches(n: int, batch: int, epochs: float, generator) -> list:
     return out
 
 
+def _matching_batches(batches: list, n: int, generator) -> list:
+    """One batch of indices into ``n`` images per batch of ``batches``, of the same length,
+    from shuffled epochs of the ``n`` images (the GAN's real side)."""
+    import torch
+
+    total = sum(len(b) for b in batches)
+    stream = np.concatenate([torch.randperm(n, generator=generator).numpy() for _ in range(-(-total // n))])
+    return np.split(stream[:total], np.cumsum([len(b) for b in batches])[:-1])
+
+
 # ---------------------------------------------------------------- the attacks
 def check_training_images(images, name: str) -> np.ndarray:
     x = attacks.check_images(images, name)
@@ -208,11 +220,11 @@ def train_gan(encrypted: np.ndarray, real: np.ndarray, block: int, epochs: float
     bce = torch.nn.BCEWithLogitsLoss()  # their BCELoss on a sigmoid, computed stably
     draw = torch.Generator().manual_seed(seed)
     fakes = _epoch_batches(len(encrypted), GAN_BATCH, epochs, draw)
-    reals = _epoch_batches(len(real), GAN_BATCH, epochs * len(encrypted) / len(real) + 1, draw)
+    reals = _matching_batches(fakes, len(real), draw)
     start = time.perf_counter()
     for fake_index, real_index in zip(fakes, reals):
-        n = min(len(fake_index), len(real_index))
-        x_real, x_enc = to_tensor(real[real_index[:n]], device), to_tensor(encrypted[fake_index[:n]], device)
+        n = len(fake_index)
+        x_real, x_enc = to_tensor(real[real_index], device), to_tensor(encrypted[fake_index], device)
         ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
         fake = net_g(x_enc)
         opt_d.zero_grad()
@@ -267,13 +279,14 @@ def _facts(batches: list, n: int, start: float) -> dict:
 # ---------------------------------------------------------------- the table
 def split_public(train_images: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(images the server stores encrypted, public plain images): the even and the odd
-    images of the training split, at most ``limit`` each, so neither attack ever sees the
-    plaintext of a ciphertext it trains on."""
+    images of ``2 * limit`` spread evenly over the training split (every class), at most
+    ``limit`` each, so neither attack ever sees the plaintext of a ciphertext it trains on."""
     train = check_training_images(train_images, "train_images")
     n = len(train) // 2 if limit is None else min(limit, len(train) // 2)
     if n < MIN_IMAGES:
         raise ValueError(f"train_images: a learned attack needs at least {2 * MIN_IMAGES} images, got {len(train)}")
-    return train[0::2][:n], train[1::2][:n]
+    spread = security.evenly_spaced(train, 2 * n)  # the split is stored class by class
+    return spread[0::2][:n], spread[1::2][:n]
 
 
 def attack_table(train_images: np.ndarray, test_images: np.ndarray, budget: Budget, key_seed: int = 0,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -179,14 +180,18 @@ def keys_markdown(table) -> str:
     rows = []
     for run, part in table.groupby("run", sort=False):
         diffs = part["key_difference"] * 100
+        sd = 100 * part["seed_sd"].iloc[0]
         rows.append({"run": run, "diffs": ", ".join(f"{d:+.2f}" for d in diffs),
-                     "mean_abs": f"{diffs.abs().mean():.2f}", "seed_sd": f"{100 * part['seed_sd'].iloc[0]:.2f}"})
+                     "mean_abs": f"{diffs.abs().mean():.2f}", "seed_sd": f"{sd:.2f}",
+                     "pair_sd": f"{math.sqrt(2) * sd:.2f}"})
     seeds = ", ".join(map(str, sorted(set(table["seed"]))))
     return (f"Test accuracy under a second key (key_seed + 1) minus under the profile's key, in pp, "
             f"same training seed ({seeds}); beside it the sd of test accuracy over the profile's "
-            f"{int(table['profile_seeds'].iloc[0])} seeds under its key.\n\n"
+            f"{int(table['profile_seeds'].iloc[0])} seeds under its key, and √2 times it: the sd of "
+            f"a difference of two runs if the key changed nothing.\n\n"
             + markdown_table(rows, {"run": "run", "diffs": "second key − first key, per seed (pp)",
-                                    "mean_abs": "mean |difference| (pp)", "seed_sd": "seed sd (pp)"}))
+                                    "mean_abs": "mean |difference| (pp)", "seed_sd": "seed sd (pp)",
+                                    "pair_sd": "√2 × seed sd (pp)"}))
 
 
 def _write(out_dir, name: str, table, markdown: str) -> None:

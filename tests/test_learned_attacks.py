@@ -153,3 +153,18 @@ def test_the_check_reads_every_profiles_budget(tmp_path):
     with pytest.raises(plan.ParamsError, match="no budget for profile 'quick'"):
         check.check(plan.read("params.yaml"), budgets=str(path))
     check.check(plan.read("params.yaml"))  # the repository's file has every profile
+
+
+def test_a_limited_split_spans_every_class_of_a_split_stored_class_by_class():
+    by_class = np.repeat(np.arange(10, dtype=np.uint8), 40)[:, None, None, None] * np.ones((1, 16, 16, 3), np.uint8)
+    stored, public = la.split_public(by_class, 10)  # 10 of 400 images per side
+    assert len(set(stored[:, 0, 0, 0])) >= 5 and len(set(public[:, 0, 0, 0])) >= 5
+
+
+def test_every_fake_batch_meets_a_real_batch_of_its_size(photos16):
+    cipher = ciphers.make("tanaka", (16, 16), seed=0)
+    _, facts = la.train_gan(cipher.encrypt(photos16[:65]), photos16[65:], 4, epochs=3)
+    assert facts["images_seen"] == 195
+    fakes = la._epoch_batches(65, la.GAN_BATCH, 3, torch.Generator().manual_seed(0))
+    reals = la._matching_batches(fakes, 191, torch.Generator().manual_seed(0))
+    assert [len(r) for r in reals] == [len(f) for f in fakes] and all(r.max() < 191 for r in reals)

@@ -53,4 +53,4 @@ def test_the_key_table_pairs_by_seed_and_shows_the_seed_sd():
                           for s, a, b in ((0, 0.43, 0.44), (1, 0.42, 0.40))])
     line = [l for l in studies.keys_markdown(table).splitlines() if l.startswith("| step2_cloud")][0]
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells == ["step2_cloud", "+1.00, -2.00", "1.50", "0.50"]
+    assert cells == ["step2_cloud", "+1.00, -2.00", "1.50", "0.50", "0.71"]

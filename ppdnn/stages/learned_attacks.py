@@ -7,8 +7,9 @@ Its main reads ``key_seed`` and ``ciphers`` from params.yaml and the profile's b
 ``learned_attacks.yaml`` (one mapping per profile: ``gan_epochs``, ``itn_epochs``,
 ``train_images``, ``test_images``, ``device``). The budgets live in a file of their own
 because they are the attack's, not the classifier's: changing one re-runs this stage only.
-The literature's full configuration is the ``fast`` and ``paper`` profiles' budget (one
-GPU); the CPU profiles train for minutes and label their rows under-trained.
+The ``fast`` and ``paper`` profiles' budget is the literature's epochs on one GPU (over
+half the training split per side); the CPU profiles train for minutes and label their
+rows under-trained.
 """
 from __future__ import annotations
 
@@ -69,6 +70,12 @@ def main(argv=None) -> int:
     def stage():
         params = plan.read(args.params)
         budget = read_budget(args.budgets, plan.profile_name(params, args.params, args.profile))
+        if budget.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise plan.ParamsError(f"{args.budgets}: profile {args.profile!r} trains the learned attacks "
+                                       "on a CUDA GPU and none is available here")
         configurations = ciphers.configurations(plan.cipher_entries(params, args.params))
         run(args.data, args.out, budget, plan.key_seed(params, args.params), configurations)
 
