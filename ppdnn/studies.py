@@ -64,8 +64,9 @@ def train_variant(job: dict) -> dict:
     the key of ``key_seed + job["key_offset"]`` (encrypted in memory) if the offset is set."""
     from .stages import train as train_stage
 
-    out = Path(job["build"]) / job["folder"]
-    if (out / "metrics.json").is_file():  # finished earlier: resume
+    out, published = Path(job["build"]) / job["folder"], Path(job["out"]) / "runs" / job["folder"]
+    if (out / "metrics.json").is_file():  # finished earlier: resume (and publish it again)
+        train_stage.publish(out, published)
         return json.loads((out / "metrics.json").read_text())
     params = plan.read(job["params"])
     the_plan = plan.Plan.from_params(params, job["profile"], job["params"])
@@ -76,7 +77,7 @@ def train_variant(job: dict) -> dict:
     key_seed = plan.key_seed(params, job["params"]) + job["key_offset"]
     encrypted_dir = None if job["key_offset"] else Path(job["encrypted"]) / run.cipher
     return train_stage.train(config, configuration, job["data"], out, encrypted_dir,
-                             metrics_dir=Path(job["out"]) / "runs" / job["folder"], key_seed=key_seed,
+                             metrics_dir=published, key_seed=key_seed,
                              extra={"profile": job["profile"], "run": run.name, "study": job["study"],
                                     "setting": job["setting"]})
 

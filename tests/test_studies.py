@@ -54,3 +54,19 @@ def test_the_key_table_pairs_by_seed_and_shows_the_seed_sd():
     line = [l for l in studies.keys_markdown(table).splitlines() if l.startswith("| step2_cloud")][0]
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells == ["step2_cloud", "+1.00, -2.00", "1.50", "0.50", "0.71"]
+
+
+def test_a_second_key_run_encrypts_in_memory_under_key_seed_plus_one(monkeypatch, tmp_path):
+    from ppdnn.stages import train as train_stage
+
+    seen = {}
+    monkeypatch.setattr(train_stage, "train", lambda config, configuration, data, out, encrypted_dir, **kw:
+                        seen.update(config=config, cipher=configuration.name, encrypted=encrypted_dir, **kw))
+    where = {"profile": "quick", "params": "params.yaml", "data": "data/cifar10", "encrypted": "build/encrypted",
+             "build": str(tmp_path / "build"), "out": str(tmp_path / "out")}
+    studies.train_variant(studies._job("keys", "etc_cloud", {}, 1, 1, where))
+    assert seen["encrypted"] is None and seen["key_seed"] == 1 and seen["cipher"] == "etc"
+    assert seen["config"].seed == 1 and seen["metrics_dir"] == tmp_path / "out" / "runs" / "etc_cloud-key1-s1"
+    studies.train_variant(studies._job("choices", "plain", {"lr": 0.1}, 0, 0, where))
+    assert str(seen["encrypted"]).endswith("build/encrypted/plain") and seen["key_seed"] == 0
+    assert seen["config"].lr == 0.1 and seen["config"].batch_size == 64  # the profile's, but lr
