@@ -117,3 +117,13 @@ def test_the_studies_prose_states_what_the_validation_split_and_the_second_key_g
     assert (f"For EtC the mean |difference| ({etc['mean_abs']:.2f} pp) is {etc['mean_abs'] / etc['yardstick']:.1f} "
             f"times that ({etc['yardstick']:.2f} pp)") in text
     assert f"({steps23['mean_abs']:.2f} against {steps23['yardstick']:.2f} pp)" in text
+
+
+def test_the_budget_study_status_is_regenerated_from_the_long_runs():
+    """The README's status of the budget study (an include of results/long/status.md, checked
+    verbatim above) is what ppdnn.budgets computes from the committed runs now."""
+    from ppdnn import budgets
+
+    status = (ROOT / "results/long/status.md").read_text()
+    assert status == budgets.progress_markdown(ROOT / "results/long", ROOT / "results/quick/runs")
+    assert "results/long/status.md" in readme.included((ROOT / "README.md").read_text())
