@@ -92,12 +92,12 @@ def effect_changes(before: pd.DataFrame, after: pd.DataFrame, claim_list=claims.
         if not (np.isfinite(delta).all() and np.isfinite(d_before).all() and np.isfinite(d_after).all()):
             raise ValueError(f"row {row.id}: an accuracy is missing or not finite for a seed")
         mean, sd, n = float(delta.mean()), float(delta.std(ddof=1)), len(delta)
-        half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
+        low, high = claims.paired_interval(delta, 0.95)
         if np.ptp(d_after) > 0 or np.ptp(d_before) > 0:
             welch = float(stats.ttest_ind(d_after, d_before, equal_var=False).pvalue)
         else:  # no spread at either budget
             welch = 1.0 if d_after[0] == d_before[0] else 0.0
-        out.append({"id": row.id, "change_pp": mean, "change_low": mean - half, "change_high": mean + half,
+        out.append({"id": row.id, "change_pp": mean, "change_low": low, "change_high": high,
                     "change_sd_pp": sd, "mde_change_pp": claims.detectable_effect(sd, n, level),
                     "p_change": _two_sided(delta), "p_change_welch": welch})
     frame = pd.DataFrame(out)
