@@ -13,7 +13,8 @@ d(before) per shared seed, one-sample t test; unpaired beside it: Welch over eve
 each budget. Holm over the rows for each. The last budget's test accuracy after every epoch
 (profile setting ``eval_every_epoch``) shows how each effect moves within its run.
 
-``compare`` writes ``comparison.csv``, ``epochs.csv`` and ``budgets.md`` to ``--out``; it reads
+``compare`` writes ``comparison.csv``, ``epochs.csv``, ``budgets.md`` and ``headline.md`` (one
+line for the README's claims section) to ``--out``; it reads
 only ``<results>/<budget>/runs/*/`` (metrics.json, run.json, epochs.csv) of the runs of
 params.yaml. ``import`` brings a profile's results from a second checkout that ran it (one
 ``dvc.lock`` holds one profile's train stages, README "The budget study"): only the files that
@@ -162,9 +163,32 @@ def _p(x: float) -> str:
     return "<0.001" if x < 0.001 else f"{x:.3g}"
 
 
+def _mde(x: float) -> str:
+    """A detectable change beyond 100 pp is beyond what accuracies can change: too few seeds."""
+    return "—" if not np.isfinite(x) else "> 100" if x > 100 else f"{x:.2f}"
+
+
 def _ids(comparison: pd.DataFrame, flag: str) -> str:
     ids = list(comparison.loc[comparison[flag], "id"])
     return f" ({', '.join(ids)})" if ids else ""
+
+
+def _counts(verdicts: pd.Series) -> str:
+    order = dict.fromkeys([claims.REPRODUCED, claims.CONTRADICTED, claims.INCONCLUSIVE, *verdicts])
+    return ", ".join(f"{int((verdicts == v).sum())} {v}" for v in order)
+
+
+def headline_markdown(comparison: pd.DataFrame, seeds: list[int], budgets: list[str]) -> str:
+    """One line: each budget's family-wise headline on all of its seeds and on the shared ones."""
+    per_claim = comparison.drop_duplicates("claim_id")
+    shared = ", ".join(map(str, seeds))
+    own = "; ".join(f"{b} (seeds {per_claim[f'seeds_{b}_all'].iloc[0]}): {_counts(per_claim[f'verdict_{b}_all'])}"
+                    for b in budgets)
+    same = "; ".join(f"{b} {_counts(per_claim[f'verdict_{b}'])}" for b in budgets)
+    changed = sorted(per_claim.loc[per_claim["verdict_changes"], "claim_id"], key=_claim_order)
+    return (f"**Both budgets, family-wise headline over {len(per_claim)} claims**: {own}. On the seeds both have "
+            f"({shared}): {same}; the claims whose verdict differs: {', '.join(changed) or 'none'} "
+            f"(\"The budget study\").\n")
 
 
 def budgets_markdown(comparison: pd.DataFrame, by_epoch: pd.DataFrame, seeds: list[int],
@@ -190,7 +214,7 @@ def budgets_markdown(comparison: pd.DataFrame, by_epoch: pd.DataFrame, seeds: li
         rows.append({"id": r["id"], "comparison": r["comparison"],
                      "a": _signed(r[f"ours_pp_{a}"]), "b": _signed(r[f"ours_pp_{b}"]),
                      "change": f"{_signed(r['change_pp'])} [{_signed(r['change_low'])}, {_signed(r['change_high'])}]",
-                     "mde": f"{r['mde_change_pp']:.2f}" if np.isfinite(r["mde_change_pp"]) else "—",
+                     "mde": _mde(r["mde_change_pp"]),
                      "p": _p(r["p_change_holm"]), "pw": _p(r["p_change_welch_holm"]),
                      "va": r[f"verdict_{a}"], "vb": r[f"verdict_{b}"],
                      "all": f"{r[f'verdict_{a}_all']} / {r[f'verdict_{b}_all']}",
@@ -203,7 +227,8 @@ def budgets_markdown(comparison: pd.DataFrame, by_epoch: pd.DataFrame, seeds: li
     lines += [f"{a} (pp), {b} (pp): each budget's effect, mean over the shared seeds. {b} − {a}: the "
               f"change of the effect, paired by seed, with its 95% t interval (not adjusted for "
               f"multiplicity); smallest detectable change: what the paired test detects with 80% power "
-              f"at Holm's strictest level, α/(2 × {n_rows}), given the seeds' spread of the change. Holm "
+              f"at Holm's strictest level, α/(2 × {n_rows}), given the seeds' spread of the change (\"> 100\": "
+              f"more than any accuracy can move, i.e. too few seeds to detect any change). Holm "
               f"p: the two-sided tests of no change, Holm over the {n_rows} rows, paired (shared seeds) and "
               f"Welch (every seed of each budget); \"effect\" is flagged below α. Claim, {a} / {b}: the "
               f"family-wise verdict of the claims table computed on the shared seeds only, so that the "
@@ -247,14 +272,16 @@ def write_study(results_dir, budgets: list[str], runs: list[str], out_dir) -> di
     last = Path(results_dir) / budgets[1] / "runs"
     comparison, by_epoch, seeds = budget_study(metrics, curves.read_curves(paper_tables.run_dirs(last, runs)),
                                                runs, where=str(last))
-    markdown = budgets_markdown(comparison, by_epoch, seeds, budgets, _provenance(metrics))
+    texts = {"budgets.md": budgets_markdown(comparison, by_epoch, seeds, budgets, _provenance(metrics)),
+             "headline.md": headline_markdown(comparison, seeds, budgets)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"comparison.csv": comparison, "epochs.csv": by_epoch}
     for name, frame in written.items():
         atomic_write(out / name, lambda f, frame=frame: _csv_ready(frame).to_csv(f, index=False))
-    atomic_write(out / "budgets.md", lambda f: f.write(markdown.encode()))
-    return {name: out / name for name in (*written, "budgets.md")}
+    for name, text in texts.items():
+        atomic_write(out / name, lambda f, text=text: f.write(text.encode()))
+    return {name: out / name for name in (*written, *texts)}
 
 
 # ---------------------------------------------------------------- import from a second checkout
@@ -363,6 +390,9 @@ def progress_markdown(folder, against=None) -> str:
         lines.append(f"A {profile} run takes a median {median:.0f} s here (`wall_time_s`: training and its "
                      f"tests; {device}, two runs at a time){scale}, so the {total} runs need about "
                      f"{total * median / 2 / 3600:.1f} h of this machine.")
+        spent = float(pd.to_numeric(found["seconds"]).sum())
+        lines.append(f"The {n_done} runs done took {spent / 3600:.1f} h of run time in all (the sum of their "
+                     f"`wall_time_s`), {spent / 2 / 3600:.1f} h of wall time two at a time.")
     return " ".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
 """The budget study (ppdnn.budgets) on synthetic runs whose answer is known."""
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,9 @@ def test_a_real_change_is_flagged_and_only_where_the_run_is():
     assert c.loc["10a", "change_low"] < c.loc["10a", "change_pp"] < c.loc["10a", "change_high"]
     assert {"10a", "11"} <= set(c.loc[c["verdict_changes"], "claim_id"])
     assert c.loc["10a", "verdict_long"] == "contradicted" and c.loc["10a", "verdict_quick"] == "reproduced"
+    changed = sorted(set(c.loc[c["verdict_changes"], "claim_id"]), key=budgets._claim_order)
+    assert budgets.headline_markdown(comparison, seeds, ["quick", "long"]).endswith(
+        f"the claims whose verdict differs: {', '.join(changed)} (\"The budget study\").\n")
 
 
 def test_seeds_alone_change_nothing():
@@ -72,6 +76,7 @@ def test_seeds_alone_change_nothing():
     assert "**The effect itself changes from quick to long in 0 of 29 rows** (paired by seed, seeds 0, 1, 2" in md
     assert "On the shared seeds, 0 of 15 claims' family-wise verdicts differ between the budgets (none) and 0 rows'" in md
     assert "**effect" not in md and "verdict**" not in md
+    assert "the claims whose verdict differs: none" in budgets.headline_markdown(comparison, seeds, ["quick", "long"])
 
 
 def test_effects_by_epoch_are_the_mean_contrasts_of_tested_epochs():
@@ -127,6 +132,11 @@ def test_the_command_writes_the_study_and_refuses_a_missing_budget(tmp_path, cap
     assert len(comparison) == 29 and set(pd.read_csv(out / "epochs.csv").columns) == {"id", *map(str, range(2, 7))}
     md = (out / "budgets.md").read_text()
     assert "(paired by seed, seeds 0, 1, 2," in md and "quick: data archive, cpu (AVX2, 1 threads), seeds [0, 1, 2, 3]" in md
+    headline = (out / "headline.md").read_text()
+    assert headline.startswith("**Both budgets, family-wise headline over 15 claims**: quick (seeds 0,1,2,3): ")
+    assert "; long (seeds 0,1,2): " in headline and "On the seeds both have (0, 1, 2): quick " in headline
+    counts = re.findall(r"(\d+) reproduced, (\d+) contradicted, (\d+) inconclusive", headline)
+    assert len(counts) == 4 and all(sum(map(int, c)) == 15 for c in counts)  # each budget, all and shared seeds
     assert budgets.main(["compare", "--params", str(tmp_path / "params.yaml"), "--results", str(tmp_path),
                          "--budgets", "quick", "paper", "--out", str(tmp_path / "other")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -309,3 +319,9 @@ def test_the_status_counts_runs_per_seed_and_scales_the_time(tmp_path):
     assert text.startswith("**Status: done, 2 of 2 runs done** (`results/long/runs/`: seed 0: 1 of 1 runs, "
                            "seed 1: 1 of 1 runs). A long run takes a median 1000 s here")
     assert "against 250 s for a run of quick, so the 2 runs need about 0.3 h of this machine." in text
+    assert text.endswith("The 2 runs done took 0.6 h of run time in all (the sum of their `wall_time_s`), "
+                         "0.3 h of wall time two at a time.\n")
+
+
+def test_a_detectable_change_beyond_what_accuracy_allows_is_not_printed_as_a_number():
+    assert [budgets._mde(x) for x in (2.345, 100.0, 343.07, float("nan"))] == ["2.35", "100.00", "> 100", "—"]

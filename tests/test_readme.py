@@ -127,3 +127,41 @@ def test_the_budget_study_status_is_regenerated_from_the_long_runs():
     status = (ROOT / "results/long/status.md").read_text()
     assert status == budgets.progress_markdown(ROOT / "results/long", ROOT / "results/quick/runs")
     assert "results/long/status.md" in readme.included((ROOT / "README.md").read_text())
+
+
+def budget_prose() -> dict[str, str]:
+    """The README's sentences on what the budget changes, from results/budgets/*.csv; each
+    asserts the qualitative statement its sentence makes."""
+    import pandas as pd
+
+    c = pd.read_csv(ROOT / "results/budgets/comparison.csv").set_index("id")
+    by_epoch = pd.read_csv(ROOT / "results/budgets/epochs.csv").set_index("id")
+    claim = c["claim_id"].astype(str)
+    lead, plain = c.loc[claim.isin(["5", "6", "7"]), "change_pp"], c.loc[claim == "1", "change_pp"]
+    assert (lead > 0).all() and (plain < 0).all()  # "grows", "shrinks"
+    assert (by_epoch.loc[lead.index, "6"] > by_epoch.loc[lead.index, "3"]).all()  # "keeps growing"
+    row = c.loc["10a"]
+    assert row["ours_pp_long"] < row["ours_pp_quick"] < 0  # "further behind"
+    flagged = list(c.index[c["effect_changes"]])
+    return {"LEAD": f"{lead.min():+.2f} to {lead.max():+.2f}",
+            "PLAIN": f"{plain.max():+.2f} to {plain.min():+.2f}",
+            "CLIENT": f"{row['ours_pp_quick']:+.2f} pp at quick, {row['ours_pp_long']:+.2f} pp at long, a change of "
+                      f"{row['change_pp']:+.2f} pp [95% CI {row['change_low']:+.2f}, {row['change_high']:+.2f}]",
+            "FLAGGED": f"{len(flagged)} ({', '.join(flagged)})" if flagged else "none"}
+
+
+def test_the_budget_prose_states_the_comparison():
+    text = readme_text()
+    for value in budget_prose().values():
+        assert value in text, value
+    assert "results/budgets/budgets.md" in readme.included(text) and "results/budgets/headline.md" in readme.included(text)
+
+
+def test_the_budget_study_is_what_its_command_computes_from_the_committed_runs(tmp_path):
+    from ppdnn import budgets, plan
+
+    runs = [r.name for r in plan.runs(plan.read(ROOT / "params.yaml"), ROOT / "params.yaml")]
+    written = budgets.write_study(ROOT / "results", ["quick", "long"], runs, tmp_path)
+    for name, path in written.items():
+        assert path.read_bytes() == (ROOT / "results/budgets" / name).read_bytes(), \
+            f"results/budgets/{name} is stale: run `python -m ppdnn.budgets compare`"
