@@ -10,7 +10,8 @@ independent replicates, which is all a test needs, and pairing by seed also remo
 seed's shared initial weights and first batches give both budgets (their learning-rate
 schedules differ from the first step, so that share may be small). Paired: d(after) -
 d(before) per shared seed, one-sample t test; unpaired beside it: Welch over every seed of
-each budget. Holm over the rows for each. The last budget's test accuracy after every epoch
+each budget, for comparison only (the budgets share seeds, so its samples are not
+independent). Holm over the rows for each. The last budget's test accuracy after every epoch
 (profile setting ``eval_every_epoch``) shows how each effect moves within its run.
 
 ``compare`` writes ``comparison.csv``, ``epochs.csv``, ``budgets.md`` and ``headline.md`` (one
@@ -164,7 +165,7 @@ def _p(x: float) -> str:
 
 
 def _mde(x: float) -> str:
-    """A detectable change beyond 100 pp is beyond what accuracies can change: too few seeds."""
+    """A detectable change beyond 100 pp is beyond any plausible change of an effect: too few seeds."""
     return "—" if not np.isfinite(x) else "> 100" if x > 100 else f"{x:.2f}"
 
 
@@ -186,9 +187,13 @@ def headline_markdown(comparison: pd.DataFrame, seeds: list[int], budgets: list[
                     for b in budgets)
     same = "; ".join(f"{b} {_counts(per_claim[f'verdict_{b}'])}" for b in budgets)
     changed = sorted(per_claim.loc[per_claim["verdict_changes"], "claim_id"], key=_claim_order)
+    level = ALPHA / (2 * len(per_claim))  # Holm's strictest, one-sided, as in the claims table
+    needs = ", ".join(f"t > {stats.t.ppf(1 - level, n - 1):.1f} with {n} seeds ({b})" for b, n in
+                      ((b, len(str(per_claim[f"seeds_{b}_all"].iloc[0]).split(","))) for b in budgets))
     return (f"**Both budgets, family-wise headline over {len(per_claim)} claims**: {own}. On the seeds both have "
             f"({shared}): {same}; the claims whose verdict differs: {', '.join(changed) or 'none'} "
-            f"(\"The budget study\").\n")
+            f"(\"The budget study\"). The seed count weighs here: the first claim Holm decides needs its "
+            f"weakest row's paired t above the quantile at α/(2 × {len(per_claim)}), {needs}.\n")
 
 
 def budgets_markdown(comparison: pd.DataFrame, by_epoch: pd.DataFrame, seeds: list[int],
@@ -201,15 +206,17 @@ def budgets_markdown(comparison: pd.DataFrame, by_epoch: pd.DataFrame, seeds: li
     changed = sorted(comparison.loc[comparison["verdict_changes"], "claim_id"].unique(), key=_claim_order)
     lines = [f"**The effect itself changes from {a} to {b} in {int(comparison['effect_changes'].sum())} of "
              f"{n_rows} rows{_ids(comparison, 'effect_changes')}** (paired by seed, seeds {shared}, Holm over "
-             f"the rows at α = {ALPHA}); Welch's unpaired test over every seed of each budget finds "
-             f"{int(comparison['effect_changes_welch'].sum())}{_ids(comparison, 'effect_changes_welch')}. "
+             f"the rows at α = {ALPHA}). Welch's unpaired test over every seed of each budget, beside it for "
+             f"comparison, decides nothing: its two samples share seeds, so they are not independent, as it "
+             f"assumes (it would flag {int(comparison['effect_changes_welch'].sum())}"
+             f"{_ids(comparison, 'effect_changes_welch')}). "
              f"On the shared seeds, {len(changed)} of {comparison['claim_id'].nunique()} claims' family-wise "
              f"verdicts differ between the budgets ({', '.join(changed) or 'none'}) and "
              f"{int(comparison['row_verdict_changes'].sum())} rows' own verdicts do: descriptive, since a "
              f"difference in significance is not a significant difference.", ""]
     rows = []
     for r in comparison.to_dict("records"):
-        flags = [w for w, f in (("effect", r["effect_changes"]), ("effect (Welch)", r["effect_changes_welch"]),
+        flags = [w for w, f in (("effect", r["effect_changes"]),
                                 ("claim verdict", r["verdict_changes"]), ("row verdict", r["row_verdict_changes"])) if f]
         rows.append({"id": r["id"], "comparison": r["comparison"],
                      "a": _signed(r[f"ours_pp_{a}"]), "b": _signed(r[f"ours_pp_{b}"]),
@@ -227,10 +234,12 @@ def budgets_markdown(comparison: pd.DataFrame, by_epoch: pd.DataFrame, seeds: li
     lines += [f"{a} (pp), {b} (pp): each budget's effect, mean over the shared seeds. {b} − {a}: the "
               f"change of the effect, paired by seed, with its 95% t interval (not adjusted for "
               f"multiplicity); smallest detectable change: what the paired test detects with 80% power "
-              f"at Holm's strictest level, α/(2 × {n_rows}), given the seeds' spread of the change (\"> 100\": "
-              f"more than any accuracy can move, i.e. too few seeds to detect any change). Holm "
+              f"at Holm's strictest level, α/(2 × {n_rows}), given the seeds' spread of the change (rough: that "
+              f"spread is estimated from {len(seeds)} seeds; \"> 100\": beyond any plausible change, too few "
+              f"seeds). Holm "
               f"p: the two-sided tests of no change, Holm over the {n_rows} rows, paired (shared seeds) and "
-              f"Welch (every seed of each budget); \"effect\" is flagged below α. Claim, {a} / {b}: the "
+              f"Welch (every seed of each budget; not valid here, see above); \"effect\" is flagged where "
+              f"the paired one is below α. Claim, {a} / {b}: the "
               f"family-wise verdict of the claims table computed on the shared seeds only, so that the "
               f"number of seeds is the same at both budgets; claim on all seeds: each budget's own "
               f"headline. A \"row verdict\" flag is a change of the row's own 95% interval verdict, "
@@ -272,13 +281,14 @@ def write_study(results_dir, budgets: list[str], runs: list[str], out_dir) -> di
     last = Path(results_dir) / budgets[1] / "runs"
     comparison, by_epoch, seeds = budget_study(metrics, curves.read_curves(paper_tables.run_dirs(last, runs)),
                                                runs, where=str(last))
+    comparison, by_epoch = _csv_ready(comparison), _csv_ready(by_epoch)  # the Markdown shows the files' numbers
     texts = {"budgets.md": budgets_markdown(comparison, by_epoch, seeds, budgets, _provenance(metrics)),
              "headline.md": headline_markdown(comparison, seeds, budgets)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"comparison.csv": comparison, "epochs.csv": by_epoch}
     for name, frame in written.items():
-        atomic_write(out / name, lambda f, frame=frame: _csv_ready(frame).to_csv(f, index=False))
+        atomic_write(out / name, lambda f, frame=frame: frame.to_csv(f, index=False))
     for name, text in texts.items():
         atomic_write(out / name, lambda f, text=text: f.write(text.encode()))
     return {name: out / name for name in (*written, *texts)}

@@ -134,20 +134,34 @@ def budget_prose() -> dict[str, str]:
     asserts the qualitative statement its sentence makes."""
     import pandas as pd
 
-    c = pd.read_csv(ROOT / "results/budgets/comparison.csv").set_index("id")
+    c = pd.read_csv(ROOT / "results/budgets/comparison.csv", dtype={"seeds_quick_all": str, "seeds_long_all": str}
+                    ).set_index("id")
     by_epoch = pd.read_csv(ROOT / "results/budgets/epochs.csv").set_index("id")
     claim = c["claim_id"].astype(str)
     lead, plain = c.loc[claim.isin(["5", "6", "7"]), "change_pp"], c.loc[claim == "1", "change_pp"]
-    assert (lead > 0).all() and (plain < 0).all()  # "grows", "shrinks"
-    assert (by_epoch.loc[lead.index, "6"] > by_epoch.loc[lead.index, "3"]).all()  # "keeps growing"
-    row = c.loc["10a"]
-    assert row["ours_pp_long"] < row["ours_pp_quick"] < 0  # "further behind"
+    assert (lead > 0).all() and (plain < 0).all()  # "larger in every row", "smaller in every row"
+    assert (by_epoch.loc[lead.index, "6"] > by_epoch.loc[lead.index, "3"]).all()  # "sixth than third"
+    steps = by_epoch.loc[lead.index, ["3", "4", "5", "6"]].diff(axis=1).iloc[:, 1:]
+    assert (steps < 0).any().any()  # "not at every epoch in between"
+    assert "tanaka_cloud" in " ".join(c.loc[["5a", "5b", "5c", "5d"], "comparison"])  # "share runs"
+    # "claim 12's rows are claim 1's plus claim 5's": plain - tanaka = (plain - step2) + (step2 - tanaka)
+    assert abs(c.loc["12a", "change_pp"] - c.loc["1a", "change_pp"] - c.loc["5a", "change_pp"]) < 1e-3
+    row, other = c.loc["10a"], c.loc["10b"]
+    assert row["ours_pp_long"] < row["ours_pp_quick"] < 0  # "further from the paper" (its effect is > 0)
+    common = sorted(set(c["seeds_long_all"].iloc[0].split(",")) & set(c["seeds_quick_all"].iloc[0].split(",")))
     flagged = list(c.index[c["effect_changes"]])
-    return {"LEAD": f"{lead.min():+.2f} to {lead.max():+.2f}",
+
+    def change(r) -> str:
+        return f"{r['change_pp']:+.2f} pp [95% CI {r['change_low']:+.2f}, {r['change_high']:+.2f}]"
+
+    return {"SEEDS": f"seeds {', '.join(common[:-1])} and {common[-1]}",
+            "LEAD": f"{lead.min():+.2f} to {lead.max():+.2f}",
             "PLAIN": f"{plain.max():+.2f} to {plain.min():+.2f}",
-            "CLIENT": f"{row['ours_pp_quick']:+.2f} pp at quick, {row['ours_pp_long']:+.2f} pp at long, a change of "
-                      f"{row['change_pp']:+.2f} pp [95% CI {row['change_low']:+.2f}, {row['change_high']:+.2f}]",
-            "FLAGGED": f"{len(flagged)} ({', '.join(flagged)})" if flagged else "none"}
+            "CLIENT": f"{row['ours_pp_quick']:+.2f} pp at quick, {row['ours_pp_long']:+.2f} pp at long, "
+                      f"a change of {change(row)}",
+            "CLIENT_B": change(other),
+            "FLAGGED": f"decides {len(flagged)} ({', '.join(flagged)}) of the changes" if flagged
+                       else "decides none of the changes"}
 
 
 def test_the_budget_prose_states_the_comparison():
@@ -155,6 +169,16 @@ def test_the_budget_prose_states_the_comparison():
     for value in budget_prose().values():
         assert value in text, value
     assert "results/budgets/budgets.md" in readme.included(text) and "results/budgets/headline.md" in readme.included(text)
+
+
+def test_the_headline_of_both_budgets_counts_each_budgets_claims_table():
+    import pandas as pd
+
+    headline = (ROOT / "results/budgets/headline.md").read_text()
+    table = pd.read_csv(ROOT / "results/quick/claims.csv", dtype={"seeds": str}).drop_duplicates("claim_id")
+    counts = table["verdict"].value_counts()
+    assert (f"quick (seeds {table['seeds'].iloc[0]}): {counts.get('reproduced', 0)} reproduced, "
+            f"{counts.get('contradicted', 0)} contradicted, {counts.get('inconclusive', 0)} inconclusive;") in headline
 
 
 def test_the_budget_study_is_what_its_command_computes_from_the_committed_runs(tmp_path):
