@@ -327,3 +327,18 @@ def test_the_status_counts_runs_per_seed_and_scales_the_time(tmp_path):
 
 def test_a_detectable_change_beyond_what_accuracy_allows_is_not_printed_as_a_number():
     assert [budgets._mde(x) for x in (2.345, 100.0, 343.07, float("nan"))] == ["2.35", "100.00", "> 100", "—"]
+
+
+def test_the_long_tables_and_claims_are_what_the_tables_stage_makes_of_the_committed_runs(tmp_path):
+    """results/long/claims.* and Tables 2-3 (made in the second checkout by its tables stage,
+    recorded in results/long/dvc.lock) are what the same stage makes of the committed runs."""
+    from ppdnn.stages import tables
+
+    ran = yaml.safe_load((ROOT / "results/long/params.yaml").read_text())
+    runs = [r["name"] for r in ran["runs"]]
+    tables.tables(ROOT / "results/long/runs", tmp_path, runs, ran["seeds"], "long")
+    for name in ("table2.csv", "table2.md", "table3.csv", "table3.md", "claims.csv", "claims.md"):
+        assert (tmp_path / name).read_bytes() == (ROOT / "results/long" / name).read_bytes(), name
+    table = pd.read_csv(ROOT / "results/long/claims.csv", dtype={"seeds": str})
+    assert (table["seeds"] == ",".join(map(str, ran["seeds"]))).all()  # every row on all three seeds
+    assert {"verdict", "p_holm", "row_verdict", "mde_pp"} <= set(table.columns)  # family-wise beside per-row
